@@ -1,0 +1,209 @@
+//! `manifest.json`: what the bundle is, where it came from and what was attempted.
+//!
+//! Every field has a default so that readers accept manifests from older (and newer)
+//! snap versions; a change that breaks that needs a new [`FORMAT_VERSION`].
+
+use serde::{Deserialize, Serialize};
+
+/// The bundle format this snap writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub snap_version: String,
+    /// The facts offline replay needs to interpret the raw files.
+    pub host: HostFacts,
+    /// Clocks read together at the start of the collection.
+    pub clocks: Clocks,
+    /// The options the collection ran with.
+    pub options: Options,
+    /// Where the kernel log came from: `/dev/kmsg`, `syslog(2)` or nothing.
+    pub kernel_log_source: Option<String>,
+    /// The sampling window: one record per sample taken.
+    pub samples: Vec<SampleRecord>,
+    /// One record per collector that ran.
+    pub collectors: Vec<CollectorRecord>,
+    /// One record per attempted entry.
+    pub entries: Vec<EntryRecord>,
+    /// What the collection itself cost the host.
+    pub cost: Cost,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct HostFacts {
+    pub hostname: String,
+    pub kernel_release: String,
+    pub kernel_version: String,
+    pub arch: String,
+    /// `little` or `big`.
+    pub endianness: String,
+    pub page_size: u64,
+    /// USER_HZ, the unit of the tick counts in /proc/stat and /proc/<pid>/stat.
+    pub clock_ticks: u64,
+    /// Boot time in seconds since the epoch (`btime` of /proc/stat).
+    pub boot_time: u64,
+    pub boot_id: String,
+    pub online_cpus: u32,
+    /// Offset of local time from UTC in seconds, as `dmesg -T` and `date` used it.
+    pub utc_offset_seconds: i64,
+    /// The time zone abbreviation in force (e.g. `UTC`, `CET`).
+    pub timezone: String,
+}
+
+/// CLOCK_REALTIME, CLOCK_MONOTONIC and CLOCK_BOOTTIME in nanoseconds, read back to back.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Clocks {
+    pub realtime_ns: u64,
+    pub monotonic_ns: u64,
+    pub boottime_ns: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Options {
+    pub deadline_ms: u64,
+    pub max_bytes: u64,
+    pub max_file_bytes: u64,
+    pub read_timeout_ms: u64,
+    pub window_ms: u64,
+    pub interval_ms: u64,
+    pub environ: bool,
+    pub low_priority: bool,
+    pub root: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct SampleRecord {
+    pub index: usize,
+    pub clocks: Clocks,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct CollectorRecord {
+    pub name: String,
+    pub status: EntryStatus,
+    pub message: Option<String>,
+    pub duration_us: u64,
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+/// The outcome of one attempted entry. Absence is data.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryStatus {
+    #[default]
+    Ok,
+    /// The file did not exist (a process that exited, a kernel without the feature).
+    Missing,
+    /// Permission denied.
+    Denied,
+    /// Cut at the per-file cap or by the byte budget; the bytes kept are in the bundle.
+    Truncated,
+    /// The read did not finish within its time limit, or the deadline cut it.
+    TimedOut,
+    /// Any other error.
+    Failed,
+}
+
+impl EntryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryStatus::Ok => "ok",
+            EntryStatus::Missing => "missing",
+            EntryStatus::Denied => "denied",
+            EntryStatus::Truncated => "truncated",
+            EntryStatus::TimedOut => "timed_out",
+            EntryStatus::Failed => "failed",
+        }
+    }
+
+    /// Classifies an I/O error the way the manifest reports it.
+    pub fn from_io(err: &std::io::Error) -> EntryStatus {
+        use std::io::ErrorKind::*;
+        match err.kind() {
+            NotFound => EntryStatus::Missing,
+            PermissionDenied => EntryStatus::Denied,
+            TimedOut | WouldBlock => EntryStatus::TimedOut,
+            _ => match err.raw_os_error() {
+                Some(3) => EntryStatus::Missing, // ESRCH: the process is gone
+                Some(1) => EntryStatus::Denied,  // EPERM
+                _ => EntryStatus::Failed,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct EntryRecord {
+    pub path: String,
+    pub status: EntryStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errno: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub bytes: u64,
+    pub duration_us: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Cost {
+    pub wall_ms: u64,
+    pub user_cpu_ms: u64,
+    pub system_cpu_ms: u64,
+    pub peak_rss_kb: u64,
+    /// Bytes read from the host (files, directories listed are not counted).
+    pub bytes_read: u64,
+    /// Uncompressed bytes stored in the bundle.
+    pub bytes_stored: u64,
+    /// Compressed bytes of the bundle body (everything but the manifest).
+    pub bytes_written: u64,
+    /// The nice value the collection ran at.
+    pub nice: i32,
+    /// The I/O scheduling class and level, e.g. `best-effort/7`.
+    pub io_priority: String,
+    /// Reads abandoned because they blocked past their time limit.
+    pub stuck_reads: u64,
+}
+
+impl Manifest {
+    pub fn from_json(bytes: &[u8]) -> Result<Manifest, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("manifest serialises")
+    }
+
+    /// The record for an entry, if it was attempted.
+    pub fn entry(&self, path: &str) -> Option<&EntryRecord> {
+        self.entries.iter().find(|e| e.path == path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_manifest_without_new_fields_still_loads() {
+        let m = Manifest::from_json(br#"{"format_version":1,"host":{"hostname":"h"}}"#).unwrap();
+        assert_eq!(m.host.hostname, "h");
+        assert!(m.entries.is_empty());
+    }
+
+    #[test]
+    fn statuses_serialise_as_contract_names() {
+        let r = EntryRecord { path: "x".into(), status: EntryStatus::TimedOut, ..Default::default() };
+        let j = serde_json::to_string(&r).unwrap();
+        assert!(j.contains(r#""status":"timed_out""#), "{j}");
+    }
+}

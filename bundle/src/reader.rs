@@ -1,0 +1,318 @@
+//! Opening bundles that someone else made.
+//!
+//! An archive is streamed through zstd and tar into memory; nothing is extracted to
+//! disk. Entry names that climb out of the bundle, absolute names, links and device
+//! nodes are refused with an error naming the entry; decompressed size and entry count
+//! are capped. A directory bundle is read in place without following symbolic links,
+//! and may hold any subset of the contract (even no manifest): absent entries are simply
+//! absent.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use crate::manifest::Manifest;
+use crate::names;
+
+/// Caps that keep a hostile bundle from exhausting memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest single entry, decompressed.
+    pub max_entry_bytes: u64,
+    /// All entries together, decompressed.
+    pub max_total_bytes: u64,
+    pub max_entries: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { max_entry_bytes: 512 << 20, max_total_bytes: 2 << 30, max_entries: 1_000_000 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("cannot open {path}: {source}")]
+    Open { path: PathBuf, source: io::Error },
+    #[error("{path} is not a snap bundle: neither a directory nor a zstd-compressed tar archive")]
+    NotABundle { path: PathBuf },
+    #[error("corrupt bundle {path}: {detail} (after entry {after:?})")]
+    Corrupt { path: PathBuf, after: Option<String>, detail: String },
+    #[error("bundle {path}: entry {entry:?} refused: {reason}")]
+    BadEntry { path: PathBuf, entry: String, reason: String },
+    #[error("bundle {path}: entry {entry:?} is {size} bytes, over the {limit}-byte limit per entry")]
+    EntryTooLarge { path: PathBuf, entry: String, size: u64, limit: u64 },
+    #[error("bundle {path}: more than {limit} bytes decompressed (at entry {entry:?})")]
+    TooLarge { path: PathBuf, entry: String, limit: u64 },
+    #[error("bundle {path}: more than {limit} entries")]
+    TooManyEntries { path: PathBuf, limit: usize },
+    #[error("bundle {path}: entry {entry} is not valid: {detail}")]
+    BadContent { path: PathBuf, entry: String, detail: String },
+    #[error("bundle {path}: cannot read entry {entry}: {source}")]
+    Read { path: PathBuf, entry: String, source: io::Error },
+}
+
+enum Source {
+    Archive(BTreeMap<String, Vec<u8>>),
+    Dir(PathBuf),
+}
+
+/// An opened bundle: an archive held in memory or a directory read in place.
+pub struct Bundle {
+    path: PathBuf,
+    source: Source,
+    manifest: Option<Manifest>,
+    limits: Limits,
+}
+
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+impl Bundle {
+    pub fn open(path: &Path) -> Result<Bundle, BundleError> {
+        Bundle::open_with_limits(path, Limits::default())
+    }
+
+    pub fn open_with_limits(path: &Path, limits: Limits) -> Result<Bundle, BundleError> {
+        let meta = std::fs::metadata(path).map_err(|source| BundleError::Open { path: path.into(), source })?;
+        let source =
+            if meta.is_dir() { Source::Dir(path.to_path_buf()) } else { Source::Archive(read_archive(path, &limits)?) };
+        let mut bundle = Bundle { path: path.to_path_buf(), source, manifest: None, limits };
+        if let Some(bytes) = bundle.read(names::MANIFEST)? {
+            let manifest = Manifest::from_json(&bytes).map_err(|e| BundleError::BadContent {
+                path: path.into(),
+                entry: names::MANIFEST.into(),
+                detail: e.to_string(),
+            })?;
+            bundle.manifest = Some(manifest);
+        }
+        Ok(bundle)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The manifest, absent for hand-made or third-party trees.
+    pub fn manifest(&self) -> Option<&Manifest> {
+        self.manifest.as_ref()
+    }
+
+    /// The bytes of an entry, or None when the bundle does not hold it.
+    pub fn read(&self, name: &str) -> Result<Option<Vec<u8>>, BundleError> {
+        let name = names::validate(name.as_bytes()).map_err(|e| BundleError::BadEntry {
+            path: self.path.clone(),
+            entry: name.into(),
+            reason: e.to_string(),
+        })?;
+        match &self.source {
+            Source::Archive(map) => Ok(map.get(&name).cloned()),
+            Source::Dir(root) => self.read_dir_entry(root, &name),
+        }
+    }
+
+    /// Names of every regular-file entry, sorted.
+    pub fn entries(&self) -> Result<Vec<String>, BundleError> {
+        match &self.source {
+            Source::Archive(map) => Ok(map.keys().cloned().collect()),
+            Source::Dir(root) => {
+                let mut out = Vec::new();
+                walk_dir(root, "", &mut out, self.limits.max_entries).map_err(|source| BundleError::Read {
+                    path: self.path.clone(),
+                    entry: ".".into(),
+                    source,
+                })?;
+                out.sort();
+                Ok(out)
+            }
+        }
+    }
+
+    fn read_dir_entry(&self, root: &Path, name: &str) -> Result<Option<Vec<u8>>, BundleError> {
+        // Walk component by component so that no symbolic link is ever followed.
+        let mut p = root.to_path_buf();
+        let parts: Vec<&str> = name.split('/').collect();
+        for (i, part) in parts.iter().enumerate() {
+            p.push(part);
+            let meta = match std::fs::symlink_metadata(&p) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(source) => return Err(BundleError::Read { path: self.path.clone(), entry: name.into(), source }),
+            };
+            let last = i + 1 == parts.len();
+            if meta.file_type().is_symlink() || (!last && !meta.is_dir()) || (last && !meta.is_file()) {
+                return Ok(None);
+            }
+            if last && meta.len() > self.limits.max_entry_bytes {
+                return Err(BundleError::EntryTooLarge {
+                    path: self.path.clone(),
+                    entry: name.into(),
+                    size: meta.len(),
+                    limit: self.limits.max_entry_bytes,
+                });
+            }
+        }
+        let mut data = Vec::new();
+        File::open(&p)
+            .and_then(|f| f.take(self.limits.max_entry_bytes + 1).read_to_end(&mut data))
+            .map_err(|source| BundleError::Read { path: self.path.clone(), entry: name.into(), source })?;
+        Ok(Some(data))
+    }
+}
+
+fn walk_dir(dir: &Path, prefix: &str, out: &mut Vec<String>, max: usize) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let ft = entry.file_type()?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let rel = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+        if ft.is_dir() {
+            walk_dir(&entry.path(), &rel, out, max)?;
+        } else if ft.is_file() {
+            out.push(rel);
+        }
+        if out.len() > max {
+            return Err(io::Error::other(format!("more than {max} entries")));
+        }
+    }
+    Ok(())
+}
+
+fn read_archive(path: &Path, limits: &Limits) -> Result<BTreeMap<String, Vec<u8>>, BundleError> {
+    let file = File::open(path).map_err(|source| BundleError::Open { path: path.into(), source })?;
+    let mut magic = [0u8; 4];
+    let n = (&file).read(&mut magic).map_err(|source| BundleError::Open { path: path.into(), source })?;
+    if n < 4 || magic != ZSTD_MAGIC {
+        return Err(BundleError::NotABundle { path: path.into() });
+    }
+    let file = File::open(path).map_err(|source| BundleError::Open { path: path.into(), source })?;
+    let decoder = zstd::stream::read::Decoder::new(BufReader::new(file)).map_err(|e| BundleError::Corrupt {
+        path: path.into(),
+        after: None,
+        detail: e.to_string(),
+    })?;
+    let mut archive = tar::Archive::new(decoder);
+    let mut map = BTreeMap::new();
+    let mut total = 0u64;
+    let mut last: Option<String> = None;
+    let corrupt = |last: &Option<String>, e: io::Error| BundleError::Corrupt {
+        path: path.into(),
+        after: last.clone(),
+        detail: e.to_string(),
+    };
+    let entries = archive.entries().map_err(|e| corrupt(&last, e))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| corrupt(&last, e))?;
+        let raw_name = entry.path_bytes().into_owned();
+        let shown = String::from_utf8_lossy(&raw_name).into_owned();
+        let name = names::validate(&raw_name).map_err(|e| BundleError::BadEntry {
+            path: path.into(),
+            entry: shown.clone(),
+            reason: e.to_string(),
+        })?;
+        let kind = entry.header().entry_type();
+        if kind.is_dir() {
+            continue;
+        }
+        if !(kind.is_file() || kind == tar::EntryType::Continuous) {
+            return Err(BundleError::BadEntry {
+                path: path.into(),
+                entry: shown,
+                reason: format!("a bundle holds only regular files, not {kind:?} entries"),
+            });
+        }
+        let size = entry.size();
+        if size > limits.max_entry_bytes {
+            return Err(BundleError::EntryTooLarge {
+                path: path.into(),
+                entry: name,
+                size,
+                limit: limits.max_entry_bytes,
+            });
+        }
+        total += size;
+        if total > limits.max_total_bytes {
+            return Err(BundleError::TooLarge { path: path.into(), entry: name, limit: limits.max_total_bytes });
+        }
+        if map.len() >= limits.max_entries {
+            return Err(BundleError::TooManyEntries { path: path.into(), limit: limits.max_entries });
+        }
+        let mut data = Vec::with_capacity(size.min(1 << 20) as usize);
+        entry.read_to_end(&mut data).map_err(|e| BundleError::Corrupt {
+            path: path.into(),
+            after: Some(name.clone()),
+            detail: format!("while reading {name}: {e}"),
+        })?;
+        if data.len() as u64 != size {
+            return Err(BundleError::Corrupt {
+                path: path.into(),
+                after: Some(name.clone()),
+                detail: format!("entry {name} is shorter than its header says"),
+            });
+        }
+        if map.insert(name.clone(), data).is_some() {
+            return Err(BundleError::BadEntry { path: path.into(), entry: name, reason: "duplicate entry".into() });
+        }
+        last = Some(name);
+    }
+    Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::writer::BundleWriter;
+
+    fn write_bundle(dir: &Path, entries: &[(&str, &[u8])]) -> PathBuf {
+        let mut w = BundleWriter::new(Some(dir), 0).unwrap();
+        for (n, d) in entries {
+            w.add(n, d).unwrap();
+        }
+        let p = dir.join("b.tar.zst");
+        let mut f = File::create(&p).unwrap();
+        let m = Manifest { format_version: 1, ..Default::default() };
+        w.finish(&m.to_json(), &mut f).unwrap();
+        p
+    }
+
+    #[test]
+    fn round_trip_keeps_manifest_first_and_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_bundle(dir.path(), &[("proc/loadavg", b"0.1 0.2 0.3 1/2 3\n"), ("scan/x.jsonl", b"")]);
+        let b = Bundle::open(&p).unwrap();
+        assert_eq!(b.manifest().unwrap().format_version, 1);
+        assert_eq!(b.read("proc/loadavg").unwrap().unwrap(), b"0.1 0.2 0.3 1/2 3\n");
+        assert_eq!(b.read("./proc//loadavg").unwrap().unwrap().len(), 18);
+        assert!(b.read("proc/nothing").unwrap().is_none());
+        assert_eq!(b.entries().unwrap(), vec!["manifest.json", "proc/loadavg", "scan/x.jsonl"]);
+        // The first tar entry of the decompressed stream is the manifest.
+        let raw = zstd::decode_all(File::open(&p).unwrap()).unwrap();
+        assert_eq!(&raw[..13], b"manifest.json");
+    }
+
+    #[test]
+    fn truncated_stream_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let big: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let p = write_bundle(dir.path(), &[("a", &big), ("b", &big)]);
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+        let err = Bundle::open(&p).err().expect("truncated archive must fail");
+        assert!(matches!(err, BundleError::Corrupt { .. }), "{err}");
+    }
+
+    #[test]
+    fn directory_bundle_does_not_follow_links() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("proc")).unwrap();
+        std::fs::write(dir.path().join("proc/loadavg"), "1 1 1 1/1 1\n").unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", dir.path().join("proc/meminfo")).unwrap();
+        std::os::unix::fs::symlink("/", dir.path().join("root")).unwrap();
+        let b = Bundle::open(dir.path()).unwrap();
+        assert!(b.manifest().is_none());
+        assert!(b.read("proc/loadavg").unwrap().is_some());
+        assert!(b.read("proc/meminfo").unwrap().is_none());
+        assert!(b.read("root/etc/hostname").unwrap().is_none());
+        assert_eq!(b.entries().unwrap(), vec!["proc/loadavg"]);
+    }
+}

@@ -1,0 +1,278 @@
+//! Per-process raw files, every thread's stat, and the open-file scan (what `lsof`
+//! shows), taken in one pass over /proc/<pid> so that each process is visited once.
+//!
+//! Each process is one guarded job: if a read of a task stuck in the kernel blocks
+//! (cmdline and io take the task's mm lock), that read is recorded as timed out, the
+//! process's remaining reads are skipped, and the scan moves on to the next process.
+
+use std::collections::HashMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use snap_bundle::manifest::EntryStatus;
+use snap_bundle::names;
+use snap_bundle::scan::{OpenFile, SocketOwner};
+
+use crate::ctx::{read_capped, Ctx, ReadOutcome};
+use crate::guard::Progress;
+use crate::{Collector, Halt};
+
+pub struct Processes;
+
+/// Files copied for every process. `environ` is added only with `--environ`.
+pub const PER_PROCESS: &[&str] = &[
+    "stat",
+    "status",
+    "statm",
+    "cmdline",
+    "io",
+    "limits",
+    "oom_score",
+    "oom_score_adj",
+    "wchan",
+    "cgroup",
+    "schedstat",
+];
+
+/// The pids under the collector root's /proc, ascending.
+pub fn list_pids(ctx: &Ctx) -> Vec<u32> {
+    let mut pids: Vec<u32> = std::fs::read_dir(ctx.host("/proc"))
+        .map(|rd| rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
+        .unwrap_or_default();
+    pids.sort_unstable();
+    pids
+}
+
+/// User names by uid, from the collector root's /etc/passwd.
+fn users(ctx: &mut Ctx) -> HashMap<u32, String> {
+    let out = ctx.read("/etc/passwd");
+    String::from_utf8_lossy(&out.data)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            let uid = f.nth(1)?.parse().ok()?;
+            Some((uid, name.to_string()))
+        })
+        .collect()
+}
+
+/// What one process job gathered, possibly partially.
+#[derive(Default)]
+struct Capture {
+    files: Vec<(String, ReadOutcome)>,
+    open_files: Vec<OpenFile>,
+    uid: u32,
+    comm: String,
+}
+
+impl Collector for Processes {
+    fn name(&self) -> &'static str {
+        "processes"
+    }
+
+    fn collect(&self, ctx: &mut Ctx) -> Result<(), Halt> {
+        let started = Instant::now();
+        let users = users(ctx);
+        let pids = list_pids(ctx);
+        let mut lines = Vec::with_capacity(pids.len() * 1024);
+        let cap = ctx.limits().max_file_bytes;
+        let environ = ctx.environ;
+        let total = pids.len();
+        for (i, pid) in pids.into_iter().enumerate() {
+            if i % 64 == 0 {
+                ctx.progress(&format!("processes ({i}/{total})"));
+            }
+            if let Err(stop) = ctx.check() {
+                ctx.store(names::OPEN_FILES, lines, started.elapsed());
+                return Err(stop.into());
+            }
+            let proc_dir = ctx.host(&format!("/proc/{pid}"));
+            let shared = Arc::new(Mutex::new(Capture::default()));
+            let sink = Arc::clone(&shared);
+            let t = Instant::now();
+            let run = ctx.guarded(move |p| capture(&proc_dir, pid, cap, environ, p, &sink));
+            let mut cap_data = std::mem::take(&mut *shared.lock().expect("capture lock"));
+            if let Err(stuck) = run {
+                // Record the read that blocked; the rest of this process is skipped.
+                let what = match &stuck {
+                    crate::guard::Stuck::TimedOut { label } | crate::guard::Stuck::Deadline { label } => label.clone(),
+                    _ => format!("/proc/{pid}"),
+                };
+                let entry = names::raw(&what);
+                ctx.put(&entry, ReadOutcome::stuck(&stuck, t.elapsed()));
+            }
+            let user = users.get(&cap_data.uid).cloned().unwrap_or_else(|| cap_data.uid.to_string());
+            for (host, out) in cap_data.files.drain(..) {
+                ctx.add_bytes_read(out.data.len() as u64);
+                ctx.put(&names::raw(&host), out);
+            }
+            for mut f in cap_data.open_files {
+                f.user.clone_from(&user);
+                f.command.clone_from(&cap_data.comm);
+                if let Some(inode) = socket_inode(&f.target) {
+                    ctx.shared.socket_owners.entry(inode).or_default().push(SocketOwner {
+                        pid,
+                        program: cap_data.comm.clone(),
+                        fd: f.fd.parse().unwrap_or(0),
+                    });
+                }
+                serde_json::to_writer(&mut lines, &f).expect("open file serialises");
+                lines.push(b'\n');
+            }
+        }
+        ctx.store(names::OPEN_FILES, lines, started.elapsed());
+        Ok(())
+    }
+}
+
+/// The inode of a `socket:[123]` link target.
+pub fn socket_inode(target: &str) -> Option<u64> {
+    target.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+}
+
+fn capture(proc_dir: &Path, pid: u32, cap: u64, environ: bool, p: &Progress, sink: &Mutex<Capture>) {
+    let host = |rel: &str| format!("/proc/{pid}/{rel}");
+    if let Ok(meta) = std::fs::metadata(proc_dir) {
+        sink.lock().expect("capture lock").uid = meta.uid();
+    }
+    let files = PER_PROCESS.iter().copied().chain(environ.then_some("environ"));
+    for rel in files {
+        let h = host(rel);
+        p.step(&h);
+        let out = read_capped(&proc_dir.join(rel), cap);
+        let mut s = sink.lock().expect("capture lock");
+        if rel == "status" {
+            if let Some(name) = String::from_utf8_lossy(&out.data).lines().find_map(|l| l.strip_prefix("Name:")) {
+                s.comm = name.trim().to_string();
+            }
+        }
+        let gone = out.status == EntryStatus::Missing && rel == "stat";
+        s.files.push((h, out));
+        if gone {
+            return; // The process exited: its other files are gone too.
+        }
+    }
+
+    let task_dir = proc_dir.join("task");
+    p.step(&host("task"));
+    let mut tids: Vec<u32> = std::fs::read_dir(&task_dir)
+        .map(|rd| rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
+        .unwrap_or_default();
+    tids.sort_unstable();
+    for tid in tids {
+        let h = host(&format!("task/{tid}/stat"));
+        p.step(&h);
+        let out = read_capped(&task_dir.join(format!("{tid}/stat")), cap);
+        sink.lock().expect("capture lock").files.push((h, out));
+    }
+
+    for (fd, link) in [("cwd", "cwd"), ("rtd", "root"), ("txt", "exe")] {
+        p.step(&host(link));
+        if let Some(f) = open_file(&proc_dir.join(link), fd, None) {
+            sink.lock().expect("capture lock").open_files.push(f);
+        }
+    }
+    let fd_dir = proc_dir.join("fd");
+    p.step(&host("fd"));
+    let mut fds: Vec<u32> = std::fs::read_dir(&fd_dir)
+        .map(|rd| rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
+        .unwrap_or_default();
+    fds.sort_unstable();
+    for fd in fds {
+        p.step(&host(&format!("fd/{fd}")));
+        let info = proc_dir.join(format!("fdinfo/{fd}"));
+        if let Some(f) = open_file(&fd_dir.join(fd.to_string()), &fd.to_string(), Some(&info)) {
+            sink.lock().expect("capture lock").open_files.push(f);
+        }
+    }
+}
+
+/// Describes one open file from its /proc link; None when it vanished meanwhile.
+fn open_file(link: &Path, fd: &str, fdinfo: Option<&PathBuf>) -> Option<OpenFile> {
+    let target = std::fs::read_link(link).ok()?.to_string_lossy().into_owned();
+    let mut f = OpenFile { fd: fd.to_string(), ..Default::default() };
+    if let Some(info) = fdinfo {
+        // The link's own permission bits carry the descriptor's access mode.
+        if let Ok(l) = std::fs::symlink_metadata(link) {
+            f.mode = match (l.permissions().mode() & 0o400 != 0, l.permissions().mode() & 0o200 != 0) {
+                (true, true) => "u",
+                (false, true) => "w",
+                _ => "r",
+            }
+            .to_string();
+        }
+        if socket_inode(&target).is_none() {
+            if let Ok(text) = std::fs::read_to_string(info) {
+                for line in text.lines() {
+                    if let Some(v) = line.strip_prefix("pos:") {
+                        f.offset = v.trim().parse().ok();
+                    } else if let Some(v) = line.strip_prefix("flags:") {
+                        f.flags = v.trim().to_string();
+                    }
+                }
+            }
+        } else {
+            f.offset = Some(0);
+        }
+    }
+    match std::fs::metadata(link) {
+        Ok(m) => {
+            let kind = m.mode() & libc::S_IFMT;
+            f.kind = match kind {
+                libc::S_IFREG => "REG",
+                libc::S_IFDIR => "DIR",
+                libc::S_IFCHR => "CHR",
+                libc::S_IFBLK => "BLK",
+                libc::S_IFIFO => "FIFO",
+                libc::S_IFLNK => "LINK",
+                libc::S_IFSOCK => socket_kind(link),
+                0 => "a_inode",
+                _ => "unknown",
+            }
+            .to_string();
+            let dev = if matches!(kind, libc::S_IFCHR | libc::S_IFBLK) { m.rdev() } else { m.dev() };
+            f.device = format!("{},{}", libc::major(dev), libc::minor(dev));
+            f.inode = m.ino();
+            f.nlink = m.nlink();
+            if matches!(kind, libc::S_IFREG | libc::S_IFDIR | libc::S_IFBLK) {
+                f.size = Some(m.size());
+            }
+        }
+        Err(e) => {
+            f.kind = "unknown".into();
+            f.error = Some(e.to_string());
+        }
+    }
+    f.deleted = target.ends_with(" (deleted)") || (f.kind == "REG" && f.nlink == 0 && f.error.is_none());
+    f.name = target.strip_suffix(" (deleted)").unwrap_or(&target).to_string();
+    f.target = target;
+    Some(f)
+}
+
+/// lsof's TYPE for a socket: IPv4, IPv6, unix, netlink or sock, from the socket's
+/// `system.sockprotoname` attribute.
+fn socket_kind(link: &Path) -> &'static str {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(link.as_os_str().as_bytes()) else { return "sock" };
+    let mut buf = [0u8; 32];
+    // SAFETY: c is NUL-terminated, buf is writable for its length.
+    let n = unsafe {
+        libc::getxattr(c.as_ptr(), c"system.sockprotoname".as_ptr(), buf.as_mut_ptr() as *mut libc::c_void, buf.len())
+    };
+    if n <= 0 {
+        return "sock";
+    }
+    let name = &buf[..n as usize];
+    let name = name.strip_suffix(b"\0").unwrap_or(name);
+    match name {
+        b"TCP" | b"UDP" | b"RAW" | b"UDP-Lite" | b"PING" | b"SCTP" | b"MPTCP" => "IPv4",
+        b"TCPv6" | b"UDPv6" | b"RAWv6" | b"UDPLITEv6" | b"PINGv6" | b"SCTPv6" | b"MPTCPv6" => "IPv6",
+        b"UNIX" | b"UNIX-STREAM" | b"UNIX-DGRAM" => "unix",
+        b"NETLINK" => "netlink",
+        b"PACKET" => "pack",
+        _ => "sock",
+    }
+}

@@ -1,0 +1,365 @@
+//! The collection context: everything a collector may touch.
+//!
+//! Collectors never open host files or write bundle entries themselves; they ask the
+//! context, which reads under the collector root with a per-read time limit ([`Guard`]),
+//! caps each file, charges the byte budget, writes the entry and records the outcome in
+//! the manifest. That keeps limits, timeouts and bookkeeping in one place.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use snap_bundle::manifest::{EntryRecord, EntryStatus};
+use snap_bundle::scan::{Filesystem, SocketOwner};
+use snap_bundle::BundleWriter;
+
+use crate::guard::{Guard, Progress, Stuck};
+
+/// Why a collection must stop now.
+#[derive(Debug)]
+pub enum Stop {
+    /// The overall deadline passed: collectors stop, the bundle is still written.
+    Deadline,
+    /// Ctrl-C or SIGTERM: nothing is written.
+    Interrupted,
+    /// Writing the bundle failed (a full disk): nothing is written.
+    Output(io::Error),
+}
+
+/// Data one collector leaves for a later one (the registry order guarantees who runs
+/// first). Kept small and typed so the compiler checks every use.
+#[derive(Default)]
+pub struct Shared {
+    /// Socket inode to the processes holding it, from the open-file scan.
+    pub socket_owners: std::collections::HashMap<u64, Vec<SocketOwner>>,
+    /// Mount figures from the filesystem scan, for the disk-usage walk.
+    pub filesystems: Vec<Filesystem>,
+    /// Where the kernel log came from, for the manifest.
+    pub kernel_log_source: Option<String>,
+}
+
+/// The outcome of reading one host file.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOutcome {
+    pub status: EntryStatus,
+    pub data: Vec<u8>,
+    pub errno: Option<i32>,
+    pub message: Option<String>,
+    pub duration_us: u64,
+}
+
+impl ReadOutcome {
+    pub fn failed(err: &io::Error, started: Instant) -> ReadOutcome {
+        ReadOutcome {
+            status: EntryStatus::from_io(err),
+            data: Vec::new(),
+            errno: err.raw_os_error(),
+            message: Some(err.to_string()),
+            duration_us: started.elapsed().as_micros() as u64,
+        }
+    }
+
+    pub fn stuck(stuck: &Stuck, duration: Duration) -> ReadOutcome {
+        ReadOutcome {
+            status: if matches!(stuck, Stuck::Panicked) { EntryStatus::Failed } else { EntryStatus::TimedOut },
+            message: Some(stuck.to_string()),
+            duration_us: duration.as_micros() as u64,
+            ..Default::default()
+        }
+    }
+}
+
+/// Reads at most `cap` bytes of a file; more is recorded as truncation.
+pub fn read_capped(path: &Path, cap: u64) -> ReadOutcome {
+    let started = Instant::now();
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => return ReadOutcome::failed(&e, started),
+    };
+    let mut data = Vec::new();
+    match (&mut f).take(cap + 1).read_to_end(&mut data) {
+        Ok(_) => {}
+        Err(e) => return ReadOutcome::failed(&e, started),
+    }
+    let mut status = EntryStatus::Ok;
+    let mut message = None;
+    if data.len() as u64 > cap {
+        data.truncate(cap as usize);
+        status = EntryStatus::Truncated;
+        message = Some(format!("cut at the per-file cap of {cap} bytes"));
+    }
+    ReadOutcome { status, data, errno: None, message, duration_us: started.elapsed().as_micros() as u64 }
+}
+
+/// Settings the context enforces.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub deadline: Instant,
+    pub max_bytes: u64,
+    pub max_file_bytes: u64,
+    pub read_timeout: Duration,
+    pub max_stuck: usize,
+}
+
+pub struct Ctx {
+    root: PathBuf,
+    limits: Limits,
+    writer: BundleWriter,
+    records: Vec<EntryRecord>,
+    guard: Guard,
+    bytes_read: u64,
+    interrupt: Arc<AtomicBool>,
+    fatal: Option<io::Error>,
+    progress: Box<dyn FnMut(&str)>,
+    /// Whether environment variables may be collected (`--environ`).
+    pub environ: bool,
+    pub shared: Shared,
+}
+
+impl Ctx {
+    pub fn new(
+        root: PathBuf,
+        limits: Limits,
+        writer: BundleWriter,
+        interrupt: Arc<AtomicBool>,
+        progress: Box<dyn FnMut(&str)>,
+    ) -> Ctx {
+        let guard = Guard::new(limits.read_timeout, limits.max_stuck);
+        Ctx {
+            root,
+            limits,
+            writer,
+            records: Vec::new(),
+            guard,
+            bytes_read: 0,
+            interrupt,
+            fatal: None,
+            progress,
+            environ: false,
+            shared: Shared::default(),
+        }
+    }
+
+    /// The collector root (`/` on a live host, a prepared tree in tests).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Whether the collector root is the real host root.
+    pub fn is_host_root(&self) -> bool {
+        self.root == Path::new("/")
+    }
+
+    /// The real path of a host path under the collector root.
+    pub fn host(&self, host_path: &str) -> PathBuf {
+        self.root.join(host_path.trim_start_matches('/'))
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Tells the user what is happening (on a terminal only; the runner decides).
+    pub fn progress(&mut self, what: &str) {
+        (self.progress)(what)
+    }
+
+    /// Ok while the collection may go on.
+    pub fn check(&self) -> Result<(), Stop> {
+        if self.interrupt.load(Ordering::Relaxed) {
+            return Err(Stop::Interrupted);
+        }
+        if let Some(e) = &self.fatal {
+            return Err(Stop::Output(io::Error::new(e.kind(), e.to_string())));
+        }
+        if Instant::now() >= self.limits.deadline {
+            return Err(Stop::Deadline);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn take_fatal(&mut self) -> Option<io::Error> {
+        self.fatal.take()
+    }
+
+    /// Runs blocking-prone work under the per-read time limit.
+    pub fn guarded<T, F>(&mut self, f: F) -> Result<T, Stuck>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Progress) -> T + Send + 'static,
+    {
+        self.guard.run(self.limits.deadline, f)
+    }
+
+    /// Reads one host file under the time limit without storing it.
+    pub fn read(&mut self, host_path: &str) -> ReadOutcome {
+        let path = self.host(host_path);
+        let cap = self.limits.max_file_bytes;
+        let started = Instant::now();
+        let label = host_path.to_string();
+        let out = self
+            .guarded(move |p| {
+                p.step(&label);
+                read_capped(&path, cap)
+            })
+            .unwrap_or_else(|s| ReadOutcome::stuck(&s, started.elapsed()));
+        self.bytes_read += out.data.len() as u64;
+        out
+    }
+
+    /// Copies host files to the given entry names. Reads run as one guarded job; if
+    /// one blocks, it is recorded as timed out and the rest of the batch is skipped
+    /// (they usually share the stuck process or mount). Returns each outcome's status
+    /// and, when `keep` is set, its data.
+    pub fn copy_batch(&mut self, items: Vec<(String, String)>, keep: bool) -> Vec<(EntryStatus, Vec<u8>)> {
+        if items.is_empty() {
+            return Vec::new();
+        }
+        let cap = self.limits.max_file_bytes;
+        let paths: Vec<(String, PathBuf)> = items.iter().map(|(h, _)| (h.clone(), self.host(h))).collect();
+        let results: Arc<Mutex<Vec<ReadOutcome>>> = Arc::new(Mutex::new(Vec::with_capacity(items.len())));
+        let sink = Arc::clone(&results);
+        let started = Instant::now();
+        let run = self.guarded(move |p| {
+            for (label, path) in paths {
+                p.step(&label);
+                let out = read_capped(&path, cap);
+                sink.lock().expect("results lock").push(out);
+            }
+        });
+        let mut outcomes = std::mem::take(&mut *results.lock().expect("results lock"));
+        if let Err(stuck) = run {
+            let done = outcomes.len();
+            let waited = started.elapsed();
+            for (i, _) in items.iter().enumerate().skip(done) {
+                let mut o = ReadOutcome::stuck(&stuck, if i == done { waited } else { Duration::ZERO });
+                if i > done {
+                    o.message = Some(format!("not attempted: an earlier read in its batch {stuck}"));
+                }
+                outcomes.push(o);
+            }
+        }
+        items
+            .into_iter()
+            .zip(outcomes)
+            .map(|((_, entry), out)| {
+                self.bytes_read += out.data.len() as u64;
+                let status = out.status;
+                let data = if keep { out.data.clone() } else { Vec::new() };
+                let status = self.put(&entry, out).unwrap_or(status);
+                (status, data)
+            })
+            .collect()
+    }
+
+    /// Copies host files to their own paths in the bundle.
+    pub fn copy_all<S: AsRef<str>>(&mut self, host_paths: &[S]) {
+        let items = host_paths.iter().map(|h| (h.as_ref().to_string(), snap_bundle::names::raw(h.as_ref()))).collect();
+        self.copy_batch(items, false);
+    }
+
+    /// Stores derived data (a scan) under `entry`.
+    pub fn store(&mut self, entry: &str, data: Vec<u8>, duration: Duration) -> EntryStatus {
+        let out = ReadOutcome { data, duration_us: duration.as_micros() as u64, ..Default::default() };
+        self.put(entry, out).unwrap_or(EntryStatus::Failed)
+    }
+
+    /// Records an entry that was attempted but produced no data.
+    pub fn record_failure(&mut self, entry: &str, status: EntryStatus, message: String, duration: Duration) {
+        self.records.push(EntryRecord {
+            path: entry.to_string(),
+            status,
+            errno: None,
+            message: Some(message),
+            bytes: 0,
+            duration_us: duration.as_micros() as u64,
+        });
+    }
+
+    /// Writes an outcome into the bundle (within the byte budget) and the manifest.
+    pub fn put(&mut self, entry: &str, mut out: ReadOutcome) -> Option<EntryStatus> {
+        if self.fatal.is_some() {
+            return None;
+        }
+        let storable = matches!(out.status, EntryStatus::Ok | EntryStatus::Truncated);
+        if storable {
+            let left = self.limits.max_bytes.saturating_sub(self.writer.stored_bytes());
+            if out.data.len() as u64 > left {
+                out.data.truncate(left as usize);
+                out.status = EntryStatus::Truncated;
+                out.message = Some(format!("byte budget of {} bytes exhausted", self.limits.max_bytes));
+            }
+            if !(out.status == EntryStatus::Truncated && out.data.is_empty()) {
+                if let Err(e) = self.writer.add(entry, &out.data) {
+                    self.fatal = Some(e);
+                    return None;
+                }
+            }
+        }
+        self.records.push(EntryRecord {
+            path: entry.to_string(),
+            status: out.status,
+            errno: out.errno,
+            message: out.message,
+            bytes: if storable { out.data.len() as u64 } else { 0 },
+            duration_us: out.duration_us,
+        });
+        Some(out.status)
+    }
+
+    pub(crate) fn record_count(&self) -> usize {
+        self.records.len()
+    }
+
+    pub(crate) fn records_since(&self, n: usize) -> &[EntryRecord] {
+        &self.records[n..]
+    }
+
+    pub(crate) fn into_parts(self) -> (BundleWriter, Vec<EntryRecord>, u64, usize) {
+        let stuck = self.guard.stuck();
+        (self.writer, self.records, self.bytes_read, stuck)
+    }
+
+    pub(crate) fn add_bytes_read(&mut self, n: u64) {
+        self.bytes_read += n;
+    }
+}
+
+/// One directory entry as collectors see it (symbolic links are not followed).
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub name: String,
+    /// Host path of the entry.
+    pub path: String,
+    pub is_dir: bool,
+    pub is_file: bool,
+    pub is_symlink: bool,
+}
+
+impl Ctx {
+    /// Lists a host directory under the collector root, sorted by name; empty when it
+    /// is absent or unreadable.
+    pub fn list(&self, host_dir: &str) -> Vec<Listed> {
+        let mut out: Vec<Listed> = std::fs::read_dir(self.host(host_dir))
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| {
+                        let ft = e.file_type().ok()?;
+                        let name = e.file_name().to_str()?.to_string();
+                        Some(Listed {
+                            path: format!("{}/{}", host_dir.trim_end_matches('/'), name),
+                            name,
+                            is_dir: ft.is_dir(),
+                            is_file: ft.is_file(),
+                            is_symlink: ft.is_symlink(),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+}

@@ -1,0 +1,211 @@
+//! Time-limited execution of reads that can block.
+//!
+//! Reading `/proc/<pid>/cmdline` of a task stuck in the kernel, `statvfs` on a dead
+//! network mount or a FIFO can block forever, and a thread in uninterruptible sleep
+//! cannot be cancelled. So such work runs on a worker thread, and the caller waits only
+//! as long as the work keeps making progress: a job that does not advance its
+//! [`Progress`] within the limit is abandoned (its thread is left to finish or hang on
+//! its own) and a fresh worker takes the next job. After `max_stuck` abandoned workers,
+//! further jobs are refused at once rather than leaking more threads.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Shared between a job and its caller: how far the job got, and what it is doing.
+#[derive(Default)]
+pub struct Progress {
+    steps: AtomicU64,
+    label: Mutex<String>,
+}
+
+impl Progress {
+    /// Marks the start of one step that may block.
+    pub fn step(&self, label: &str) {
+        self.steps.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut l) = self.label.lock() {
+            l.clear();
+            l.push_str(label);
+        }
+    }
+
+    fn snapshot(&self) -> (u64, String) {
+        (self.steps.load(Ordering::Relaxed), self.label.lock().map(|l| l.clone()).unwrap_or_default())
+    }
+}
+
+/// Why a guarded job gave no result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stuck {
+    /// The job made no progress within the limit while doing `label`.
+    TimedOut { label: String },
+    /// The overall deadline passed while the job was still running.
+    Deadline { label: String },
+    /// Too many workers are already stuck; the job was not started.
+    Refused { stuck: usize },
+    /// The job panicked (a bug): reported, not propagated.
+    Panicked,
+}
+
+impl std::fmt::Display for Stuck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stuck::TimedOut { label } => write!(f, "blocked past its time limit in {label}"),
+            Stuck::Deadline { label } => write!(f, "overall deadline reached in {label}"),
+            Stuck::Refused { stuck } => write!(f, "not attempted: {stuck} earlier reads are still blocked"),
+            Stuck::Panicked => write!(f, "collector bug: the read panicked"),
+        }
+    }
+}
+
+pub struct Guard {
+    worker: Option<Sender<Job>>,
+    limit: Duration,
+    stuck: usize,
+    max_stuck: usize,
+}
+
+impl Guard {
+    pub fn new(limit: Duration, max_stuck: usize) -> Guard {
+        Guard { worker: None, limit, stuck: 0, max_stuck }
+    }
+
+    /// How many workers were abandoned because their job blocked.
+    pub fn stuck(&self) -> usize {
+        self.stuck
+    }
+
+    pub fn limit(&self) -> Duration {
+        self.limit
+    }
+
+    /// Runs `f` on the worker, waiting while it progresses, but never past `deadline`.
+    pub fn run<T, F>(&mut self, deadline: Instant, f: F) -> Result<T, Stuck>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Progress) -> T + Send + 'static,
+    {
+        if self.stuck >= self.max_stuck {
+            return Err(Stuck::Refused { stuck: self.stuck });
+        }
+        let progress = Arc::new(Progress::default());
+        let (done_tx, done_rx) = mpsc::sync_channel::<T>(1);
+        let p = Arc::clone(&progress);
+        let job: Job = Box::new(move || {
+            let r = f(&p);
+            let _ = done_tx.send(r);
+        });
+        let worker = self.worker.get_or_insert_with(spawn_worker);
+        if worker.send(job).is_err() {
+            // The worker died (a panicking job); start another and report the job lost.
+            self.worker = None;
+            return Err(Stuck::Panicked);
+        }
+        let mut seen = progress.snapshot().0;
+        loop {
+            let now = Instant::now();
+            let wait = self.limit.min(deadline.saturating_duration_since(now));
+            match done_rx.recv_timeout(wait) {
+                Ok(r) => return Ok(r),
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.worker = None;
+                    return Err(Stuck::Panicked);
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    let (steps, label) = progress.snapshot();
+                    if Instant::now() >= deadline {
+                        self.abandon();
+                        return Err(Stuck::Deadline { label });
+                    }
+                    if steps == seen {
+                        self.abandon();
+                        return Err(Stuck::TimedOut { label });
+                    }
+                    seen = steps;
+                }
+            }
+        }
+    }
+
+    fn abandon(&mut self) {
+        self.worker = None;
+        self.stuck += 1;
+    }
+}
+
+fn spawn_worker() -> Sender<Job> {
+    let (tx, rx) = mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name("snap-reader".into())
+        .spawn(move || {
+            while let Ok(job) = rx.recv() {
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+                    return;
+                }
+            }
+        })
+        .expect("spawn reader thread");
+    tx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(60)
+    }
+
+    #[test]
+    fn quick_jobs_return_their_result() {
+        let mut g = Guard::new(Duration::from_millis(200), 2);
+        assert_eq!(g.run(far(), |_| 41 + 1), Ok(42));
+        assert_eq!(g.run(far(), |_| "again"), Ok("again"));
+        assert_eq!(g.stuck(), 0);
+    }
+
+    #[test]
+    fn a_blocked_job_is_abandoned_and_later_jobs_still_run() {
+        let mut g = Guard::new(Duration::from_millis(100), 2);
+        let t = Instant::now();
+        let r = g.run(far(), |p| {
+            p.step("sleeping");
+            std::thread::sleep(Duration::from_secs(3));
+        });
+        assert_eq!(r, Err(Stuck::TimedOut { label: "sleeping".into() }));
+        assert!(t.elapsed() < Duration::from_secs(2));
+        assert_eq!(g.run(far(), |_| 7), Ok(7));
+        assert_eq!(g.stuck(), 1);
+    }
+
+    #[test]
+    fn a_job_that_keeps_progressing_may_take_longer_than_the_limit() {
+        let mut g = Guard::new(Duration::from_millis(100), 2);
+        let r = g.run(far(), |p| {
+            for _ in 0..6 {
+                p.step("step");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            "done"
+        });
+        assert_eq!(r, Ok("done"));
+    }
+
+    #[test]
+    fn after_max_stuck_jobs_are_refused() {
+        let mut g = Guard::new(Duration::from_millis(50), 1);
+        let _ = g.run(far(), |_| std::thread::sleep(Duration::from_secs(2)));
+        assert_eq!(g.run(far(), |_| 1), Err(Stuck::Refused { stuck: 1 }));
+    }
+
+    #[test]
+    fn a_panicking_job_is_reported_not_propagated() {
+        let mut g = Guard::new(Duration::from_millis(500), 2);
+        let r: Result<(), Stuck> = g.run(far(), |_| panic!("boom"));
+        assert_eq!(r, Err(Stuck::Panicked));
+        assert_eq!(g.run(far(), |_| 3), Ok(3));
+    }
+}

@@ -1,0 +1,153 @@
+//! `snap inspect`: what a bundle holds, where it came from, what it cost.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use snap_bundle::manifest::EntryStatus;
+use snap_bundle::{time, Bundle};
+
+use crate::exit;
+use crate::units::human_bytes;
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A bundle: .tar.zst archive or directory.
+    bundle: PathBuf,
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// List every entry that is not ok (text format shows the first 40 otherwise).
+    #[arg(long)]
+    all: bool,
+}
+
+pub fn run(a: Args) -> u8 {
+    let bundle = match Bundle::open(&a.bundle) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("snap: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let names = match bundle.entries() {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("snap: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    match a.format {
+        Format::Json => json(&bundle, &names),
+        Format::Text => text(&bundle, &names, a.all),
+    }
+    exit::OK
+}
+
+fn status_counts(bundle: &Bundle) -> BTreeMap<&'static str, usize> {
+    let mut counts = BTreeMap::new();
+    if let Some(m) = bundle.manifest() {
+        for e in &m.entries {
+            *counts.entry(e.status.as_str()).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+fn json(bundle: &Bundle, names: &[String]) {
+    let v = serde_json::json!({
+        "bundle": bundle.path().display().to_string(),
+        "has_manifest": bundle.manifest().is_some(),
+        "entry_count": names.len(),
+        "status_counts": status_counts(bundle),
+        "manifest": bundle.manifest(),
+    });
+    println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+}
+
+fn text(bundle: &Bundle, names: &[String], all: bool) {
+    println!("bundle      {}", bundle.path().display());
+    let Some(m) = bundle.manifest() else {
+        println!("manifest    none (a hand-made or third-party tree)");
+        println!("entries     {}", names.len());
+        return;
+    };
+    let h = &m.host;
+    let collected = (m.clocks.realtime_ns / 1_000_000_000) as i64;
+    println!("format      {} (written by snap {})", m.format_version, m.snap_version);
+    println!("host        {} ({} {}, {}-endian)", h.hostname, h.kernel_release, h.arch, h.endianness);
+    println!("cpus        {} online; page size {}; {} clock ticks/s", h.online_cpus, h.page_size, h.clock_ticks);
+    println!("booted      {} (boot id {})", time::iso_utc(h.boot_time as i64), h.boot_id);
+    println!(
+        "collected   {} ({} local, UTC{:+})",
+        time::iso_utc(collected),
+        time::ctime(collected, h.utc_offset_seconds),
+        h.utc_offset_seconds as f64 / 3600.0
+    );
+    println!(
+        "clocks      realtime {} ns, monotonic {} ns, boottime {} ns",
+        m.clocks.realtime_ns, m.clocks.monotonic_ns, m.clocks.boottime_ns
+    );
+    let o = &m.options;
+    println!(
+        "options     window {} ms every {} ms, deadline {} ms, budget {}, per file {}, read timeout {} ms{}{}",
+        o.window_ms,
+        o.interval_ms,
+        o.deadline_ms,
+        human_bytes(o.max_bytes),
+        human_bytes(o.max_file_bytes),
+        o.read_timeout_ms,
+        if o.environ { ", environ" } else { "" },
+        if o.low_priority { ", low priority" } else { ", normal priority" },
+    );
+    let c = &m.cost;
+    println!(
+        "cost        {:.2} s wall, {:.2} s user + {:.2} s system CPU, peak RSS {}, nice {}, I/O {}",
+        c.wall_ms as f64 / 1e3,
+        c.user_cpu_ms as f64 / 1e3,
+        c.system_cpu_ms as f64 / 1e3,
+        human_bytes(c.peak_rss_kb * 1024),
+        c.nice,
+        c.io_priority
+    );
+    println!(
+        "bytes       {} read, {} stored, {} written; {} reads blocked past their limit",
+        human_bytes(c.bytes_read),
+        human_bytes(c.bytes_stored),
+        human_bytes(c.bytes_written),
+        c.stuck_reads
+    );
+    println!("kernel log  {}", m.kernel_log_source.as_deref().unwrap_or("not collected"));
+    println!("samples     {}", m.samples.len());
+    let counts: Vec<String> = status_counts(bundle).iter().map(|(k, v)| format!("{k} {v}")).collect();
+    println!("entries     {} in the archive; attempted: {}", names.len(), counts.join(", "));
+    println!();
+    println!("{:<14} {:<10} {:>8} {:>11} {:>9}  note", "collector", "status", "entries", "bytes", "ms");
+    for r in &m.collectors {
+        println!(
+            "{:<14} {:<10} {:>8} {:>11} {:>9}  {}",
+            r.name,
+            r.status.as_str(),
+            r.entries,
+            human_bytes(r.bytes),
+            r.duration_us / 1000,
+            r.message.as_deref().unwrap_or("")
+        );
+    }
+    let bad: Vec<_> = m.entries.iter().filter(|e| e.status != EntryStatus::Ok).collect();
+    if !bad.is_empty() {
+        println!();
+        println!("entries not ok ({}):", bad.len());
+        let shown = if all { bad.len() } else { bad.len().min(40) };
+        for e in &bad[..shown] {
+            println!("  {:<10} {}  {}", e.status.as_str(), e.path, e.message.as_deref().unwrap_or(""));
+        }
+        if shown < bad.len() {
+            println!("  ... {} more (--all lists them)", bad.len() - shown);
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! `snap`: capture a misbehaving Linux box into one bundle, and replay it anywhere.
+//!
+//! This crate is only the command line: argument parsing, the commands, rendering and
+//! exit codes. Capture lives in `snap-collectors`, the bundle contract in
+//! `snap-bundle`, findings in `snap-analyzers`.
+
+mod commands;
+mod units;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Capture-and-replay snapshot bundler for Linux performance investigations.
+#[derive(Parser)]
+#[command(name = "snap", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Capture this host into a bundle (.tar.zst).
+    Collect(commands::collect::Args),
+    /// Show what a bundle holds: host facts, entries and their statuses, cost.
+    Inspect(commands::inspect::Args),
+}
+
+/// Exit codes shared by every command.
+pub mod exit {
+    /// The command did its work.
+    pub const OK: u8 = 0;
+    /// A general failure.
+    pub const FAILURE: u8 = 1;
+    /// Unusable input or arguments (a corrupt bundle, a bad flag).
+    pub const BAD_INPUT: u8 = 2;
+    /// The destination has no room, or writing to it failed; nothing was left behind.
+    pub const OUTPUT: u8 = 3;
+    /// Interrupted by a signal; nothing was left behind.
+    pub const INTERRUPTED: u8 = 130;
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Collect(a) => commands::collect::run(a),
+        Command::Inspect(a) => commands::inspect::run(a),
+    };
+    ExitCode::from(code)
+}
