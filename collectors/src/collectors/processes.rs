@@ -110,6 +110,8 @@ impl Collector for Processes {
                 ctx.put(&names::raw(&host), out);
             }
             for mut f in cap_data.open_files {
+                f.pid = pid;
+                f.uid = cap_data.uid;
                 f.user.clone_from(&user);
                 f.command.clone_from(&cap_data.comm);
                 if let Some(inode) = socket_inode(&f.target) {
@@ -169,9 +171,24 @@ fn capture(proc_dir: &Path, pid: u32, cap: u64, environ: bool, p: &Progress, sin
         sink.lock().expect("capture lock").files.push((h, out));
     }
 
+    let mut exe = None;
     for (fd, link) in [("cwd", "cwd"), ("rtd", "root"), ("txt", "exe")] {
         p.step(&host(link));
         if let Some(f) = open_file(&proc_dir.join(link), fd, None) {
+            if fd == "txt" {
+                exe = Some((f.device.clone(), f.inode));
+            }
+            sink.lock().expect("capture lock").open_files.push(f);
+        }
+    }
+    p.step(&host("maps"));
+    if let Ok(maps) = std::fs::read_to_string(proc_dir.join("maps")) {
+        for m in mapped_files(&maps) {
+            if exe.as_ref().is_some_and(|(d, i)| *d == m.device && *i == m.inode) {
+                continue; // the executable is listed once, as txt
+            }
+            p.step(&host("map_files"));
+            let f = mapped_file(proc_dir, m);
             sink.lock().expect("capture lock").open_files.push(f);
         }
     }
@@ -187,6 +204,74 @@ fn capture(proc_dir: &Path, pid: u32, cap: u64, environ: bool, p: &Progress, sin
         if let Some(f) = open_file(&fd_dir.join(fd.to_string()), &fd.to_string(), Some(&info)) {
             sink.lock().expect("capture lock").open_files.push(f);
         }
+    }
+}
+
+/// One distinct file mapped into a process, from a line of /proc/<pid>/maps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mapping {
+    /// `start-end` of the first mapping of this file, the name under map_files/.
+    pub range: String,
+    /// Device as `major,minor` (decimal, as lsof prints it).
+    pub device: String,
+    pub inode: u64,
+    pub path: String,
+    pub deleted: bool,
+}
+
+/// The distinct files mapped into a process (what lsof lists as `mem`, or `DEL` when
+/// deleted), in order of first appearance. Anonymous and special mappings are skipped.
+pub fn mapped_files(maps: &str) -> Vec<Mapping> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for line in maps.lines() {
+        let mut f = line.splitn(6, ' ');
+        let (Some(range), Some(_perms), Some(_off), Some(dev), Some(inode)) =
+            (f.next(), f.next(), f.next(), f.next(), f.next())
+        else {
+            continue;
+        };
+        let path = f.next().unwrap_or("").trim_start();
+        let Ok(inode) = inode.parse::<u64>() else { continue };
+        if inode == 0 || !path.starts_with('/') {
+            continue;
+        }
+        let Some((maj, min)) = dev.split_once(':') else { continue };
+        let (Ok(maj), Ok(min)) = (u32::from_str_radix(maj, 16), u32::from_str_radix(min, 16)) else { continue };
+        let device = format!("{maj},{min}");
+        if !seen.insert((device.clone(), inode)) {
+            continue;
+        }
+        let deleted = path.ends_with(" (deleted)");
+        out.push(Mapping {
+            range: range.to_string(),
+            device,
+            inode,
+            path: path.strip_suffix(" (deleted)").unwrap_or(path).to_string(),
+            deleted,
+        });
+    }
+    out
+}
+
+/// Describes a mapped file, with size and link count from map_files/ (which reaches
+/// deleted files too) or, failing that, from its path.
+fn mapped_file(proc_dir: &Path, m: Mapping) -> OpenFile {
+    let meta = std::fs::metadata(proc_dir.join("map_files").join(&m.range))
+        .or_else(|_| if m.deleted { Err(std::io::ErrorKind::NotFound.into()) } else { std::fs::metadata(&m.path) })
+        .ok()
+        .filter(|meta| meta.ino() == m.inode);
+    OpenFile {
+        fd: if m.deleted { "DEL" } else { "mem" }.to_string(),
+        kind: "REG".to_string(),
+        target: if m.deleted { format!("{} (deleted)", m.path) } else { m.path.clone() },
+        name: m.path,
+        device: m.device,
+        inode: m.inode,
+        size: meta.as_ref().map(|x| x.size()),
+        nlink: meta.as_ref().map(|x| x.nlink()).unwrap_or(u64::from(!m.deleted)),
+        deleted: m.deleted,
+        ..Default::default()
     }
 }
 
@@ -274,5 +359,41 @@ fn socket_kind(link: &Path) -> &'static str {
         b"NETLINK" => "netlink",
         b"PACKET" => "pack",
         _ => "sock",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Lines from /proc/<pid>/maps of a python3 process on Debian 12 (kernel 6.x),
+    // with a deleted memfd mapping and anonymous regions.
+    const MAPS: &str = "\
+55d0c8a00000-55d0c8a01000 r--p 00000000 fe:00 18504                      /root/.pyenv/versions/3.11.7/bin/python3.11
+55d0c8a01000-55d0c8a02000 r-xp 00001000 fe:00 18504                      /root/.pyenv/versions/3.11.7/bin/python3.11
+55d0c9b6e000-55d0c9c8e000 rw-p 00000000 00:00 0                          [heap]
+7f3a1c000000-7f3a1c028000 r--p 00000000 fe:00 326279                     /usr/lib/x86_64-linux-gnu/libc.so.6
+7f3a1c028000-7f3a1c19d000 r-xp 00028000 fe:00 326279                     /usr/lib/x86_64-linux-gnu/libc.so.6
+7f3a1d000000-7f3a1d100000 rw-s 00000000 00:01 1024                       /memfd:sealed-91173221a7ea (deleted)
+7ffc7e5d1000-7ffc7e5f2000 rw-p 00000000 00:00 0                          [stack]
+";
+
+    #[test]
+    fn mapped_files_are_distinct_and_skip_anonymous_regions() {
+        let m = mapped_files(MAPS);
+        assert_eq!(m.len(), 3, "{m:?}");
+        assert_eq!(m[0].path, "/root/.pyenv/versions/3.11.7/bin/python3.11");
+        assert_eq!(m[0].device, "254,0");
+        assert_eq!(m[1].inode, 326279);
+        assert_eq!(m[1].range, "7f3a1c000000-7f3a1c028000");
+        assert!(m[2].deleted);
+        assert_eq!(m[2].path, "/memfd:sealed-91173221a7ea");
+        assert_eq!(m[2].device, "0,1");
+    }
+
+    #[test]
+    fn socket_inodes() {
+        assert_eq!(socket_inode("socket:[27362]"), Some(27362));
+        assert_eq!(socket_inode("pipe:[27362]"), None);
     }
 }
