@@ -15,7 +15,7 @@ use snap_bundle::manifest::{EntryRecord, EntryStatus};
 use snap_bundle::scan::{Filesystem, SocketOwner};
 use snap_bundle::BundleWriter;
 
-use crate::guard::{Guard, Progress, Stuck};
+use crate::guard::{Guard, Pending, Progress, Stuck};
 
 /// Why a collection must stop now.
 #[derive(Debug)]
@@ -78,7 +78,9 @@ pub fn read_capped(path: &Path, cap: u64) -> ReadOutcome {
         Ok(f) => f,
         Err(e) => return ReadOutcome::failed(&e, started),
     };
-    let mut data = Vec::new();
+    // /proc and /sys files report size 0 and are generated per read: start with a page
+    // so that a typical file takes one read plus the one that sees EOF.
+    let mut data = Vec::with_capacity(4096.min(cap as usize + 1));
     match (&mut f).take(cap + 1).read_to_end(&mut data) {
         Ok(_) => {}
         Err(e) => return ReadOutcome::failed(&e, started),
@@ -101,6 +103,8 @@ pub struct Limits {
     pub max_file_bytes: u64,
     pub read_timeout: Duration,
     pub max_stuck: usize,
+    /// Worker threads for reads that can block.
+    pub workers: usize,
 }
 
 pub struct Ctx {
@@ -126,7 +130,7 @@ impl Ctx {
         interrupt: Arc<AtomicBool>,
         progress: Box<dyn FnMut(&str)>,
     ) -> Ctx {
-        let guard = Guard::new(limits.read_timeout, limits.max_stuck);
+        let guard = Guard::with_workers(limits.read_timeout, limits.max_stuck, limits.workers);
         Ctx {
             root,
             limits,
@@ -191,6 +195,24 @@ impl Ctx {
         F: FnOnce(&Progress) -> T + Send + 'static,
     {
         self.guard.run(self.limits.deadline, f)
+    }
+
+    /// Starts blocking-prone work on an idle worker; see [`Guard::submit`].
+    pub fn submit<T, F>(&mut self, f: F) -> Result<Pending<T>, Stuck>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Progress) -> T + Send + 'static,
+    {
+        self.guard.submit(f)
+    }
+
+    /// Waits for submitted work under the per-read time limit and the deadline.
+    pub fn wait<T>(&mut self, pending: Pending<T>) -> Result<T, Stuck> {
+        self.guard.wait(pending, self.limits.deadline)
+    }
+
+    pub fn has_idle_worker(&self) -> bool {
+        self.guard.has_idle_worker()
     }
 
     /// Reads one host file under the time limit without storing it.

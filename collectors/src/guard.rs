@@ -7,6 +7,11 @@
 //! [`Progress`] within the limit is abandoned (its thread is left to finish or hang on
 //! its own) and a fresh worker takes the next job. After `max_stuck` abandoned workers,
 //! further jobs are refused at once rather than leaking more threads.
+//!
+//! A guard may own several workers so that a scan can keep one job per worker in
+//! flight ([`Guard::submit`], then [`Guard::wait`] in submission order) while the caller
+//! compresses what the previous job returned. Each worker runs one job at a time, so a
+//! stuck job never holds up another job queued behind it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
@@ -62,15 +67,35 @@ impl std::fmt::Display for Stuck {
 }
 
 pub struct Guard {
-    worker: Option<Sender<Job>>,
+    workers: Vec<Option<Sender<Job>>>,
+    /// Which workers have a job in flight.
+    busy: Vec<bool>,
     limit: Duration,
     stuck: usize,
     max_stuck: usize,
 }
 
+/// A job in flight on one worker.
+pub struct Pending<T> {
+    worker: usize,
+    rx: mpsc::Receiver<T>,
+    progress: Arc<Progress>,
+}
+
 impl Guard {
     pub fn new(limit: Duration, max_stuck: usize) -> Guard {
-        Guard { worker: None, limit, stuck: 0, max_stuck }
+        Guard::with_workers(limit, max_stuck, 1)
+    }
+
+    /// A guard with `workers` worker threads (started lazily).
+    pub fn with_workers(limit: Duration, max_stuck: usize, workers: usize) -> Guard {
+        let n = workers.max(1);
+        Guard { workers: vec![None; n], busy: vec![false; n], limit, stuck: 0, max_stuck }
+    }
+
+    /// Whether a worker is free for [`Guard::submit`].
+    pub fn has_idle_worker(&self) -> bool {
+        self.busy.iter().any(|b| !b)
     }
 
     /// How many workers were abandoned because their job blocked.
@@ -82,8 +107,19 @@ impl Guard {
         self.limit
     }
 
-    /// Runs `f` on the worker, waiting while it progresses, but never past `deadline`.
+    /// Runs `f` on a worker, waiting while it progresses, but never past `deadline`.
     pub fn run<T, F>(&mut self, deadline: Instant, f: F) -> Result<T, Stuck>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Progress) -> T + Send + 'static,
+    {
+        let pending = self.submit(f)?;
+        self.wait(pending, deadline)
+    }
+
+    /// Starts `f` on an idle worker. Callers keep at most one job per worker in flight
+    /// (see [`Guard::has_idle_worker`]); with none idle, the job is refused.
+    pub fn submit<T, F>(&mut self, f: F) -> Result<Pending<T>, Stuck>
     where
         T: Send + 'static,
         F: FnOnce(&Progress) -> T + Send + 'static,
@@ -91,37 +127,45 @@ impl Guard {
         if self.stuck >= self.max_stuck {
             return Err(Stuck::Refused { stuck: self.stuck });
         }
+        let worker = self.busy.iter().position(|b| !b).ok_or(Stuck::Refused { stuck: self.stuck })?;
         let progress = Arc::new(Progress::default());
-        let (done_tx, done_rx) = mpsc::sync_channel::<T>(1);
+        let (done_tx, rx) = mpsc::sync_channel::<T>(1);
         let p = Arc::clone(&progress);
         let job: Job = Box::new(move || {
             let r = f(&p);
             let _ = done_tx.send(r);
         });
-        let worker = self.worker.get_or_insert_with(spawn_worker);
-        if worker.send(job).is_err() {
-            // The worker died (a panicking job); start another and report the job lost.
-            self.worker = None;
+        let tx = self.workers[worker].get_or_insert_with(spawn_worker);
+        if tx.send(job).is_err() {
+            // The worker died (a panicking job); start another next time.
+            self.workers[worker] = None;
             return Err(Stuck::Panicked);
         }
+        self.busy[worker] = true;
+        Ok(Pending { worker, rx, progress })
+    }
+
+    /// Waits for a submitted job while it progresses, but never past `deadline`.
+    pub fn wait<T>(&mut self, pending: Pending<T>, deadline: Instant) -> Result<T, Stuck> {
+        let Pending { worker, rx, progress } = pending;
+        self.busy[worker] = false;
         let mut seen = progress.snapshot().0;
         loop {
-            let now = Instant::now();
-            let wait = self.limit.min(deadline.saturating_duration_since(now));
-            match done_rx.recv_timeout(wait) {
+            let wait = self.limit.min(deadline.saturating_duration_since(Instant::now()));
+            match rx.recv_timeout(wait) {
                 Ok(r) => return Ok(r),
                 Err(RecvTimeoutError::Disconnected) => {
-                    self.worker = None;
+                    self.workers[worker] = None;
                     return Err(Stuck::Panicked);
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     let (steps, label) = progress.snapshot();
                     if Instant::now() >= deadline {
-                        self.abandon();
+                        self.abandon(worker);
                         return Err(Stuck::Deadline { label });
                     }
                     if steps == seen {
-                        self.abandon();
+                        self.abandon(worker);
                         return Err(Stuck::TimedOut { label });
                     }
                     seen = steps;
@@ -130,8 +174,8 @@ impl Guard {
         }
     }
 
-    fn abandon(&mut self) {
-        self.worker = None;
+    fn abandon(&mut self, worker: usize) {
+        self.workers[worker] = None;
         self.stuck += 1;
     }
 }
@@ -202,8 +246,27 @@ mod tests {
     }
 
     #[test]
+    fn jobs_in_flight_on_two_workers_and_one_stuck() {
+        let mut g = Guard::with_workers(Duration::from_millis(100), 4, 2);
+        let stuck = g.submit(|p| {
+            p.step("blocked");
+            std::thread::sleep(Duration::from_secs(2));
+            0
+        });
+        let quick = g.submit(|_| 5).unwrap();
+        assert!(!g.has_idle_worker());
+        assert_eq!(g.wait(stuck.unwrap(), far()), Err(Stuck::TimedOut { label: "blocked".into() }));
+        assert_eq!(g.wait(quick, far()), Ok(5));
+        // The stuck worker was replaced: both slots take work again.
+        let a = g.submit(|_| 1).unwrap();
+        let b = g.submit(|_| 2).unwrap();
+        assert_eq!((g.wait(a, far()), g.wait(b, far())), (Ok(1), Ok(2)));
+    }
+
+    #[test]
     fn a_panicking_job_is_reported_not_propagated() {
-        let mut g = Guard::new(Duration::from_millis(500), 2);
+        // Generous limit: the panic hook may symbolise a backtrace before unwinding.
+        let mut g = Guard::new(Duration::from_secs(20), 2);
         let r: Result<(), Stuck> = g.run(far(), |_| panic!("boom"));
         assert_eq!(r, Err(Stuck::Panicked));
         assert_eq!(g.run(far(), |_| 3), Ok(3));

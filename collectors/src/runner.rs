@@ -23,6 +23,8 @@ pub struct Config {
     pub max_file_bytes: u64,
     pub read_timeout: Duration,
     pub max_stuck: usize,
+    /// Threads reading /proc in parallel (each read still under its time limit).
+    pub workers: usize,
     pub window: Duration,
     pub interval: Duration,
     pub environ: bool,
@@ -38,6 +40,7 @@ impl Default for Config {
             max_file_bytes: 16 << 20,
             read_timeout: Duration::from_millis(500),
             max_stuck: 16,
+            workers: 2,
             window: Duration::from_secs(5),
             interval: Duration::from_secs(1),
             environ: false,
@@ -81,6 +84,7 @@ pub fn run(
         max_file_bytes: cfg.max_file_bytes,
         read_timeout: cfg.read_timeout,
         max_stuck: cfg.max_stuck,
+        workers: cfg.workers,
     };
     progress("host facts");
     let mut ctx = Ctx::new(cfg.root.clone(), limits, writer, interrupt, Box::new(move |s| progress(s)));

@@ -5,7 +5,7 @@
 //! (cmdline and io take the task's mm lock), that read is recorded as timed out, the
 //! process's remaining reads are skipped, and the scan moves on to the next process.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -16,7 +16,7 @@ use snap_bundle::names;
 use snap_bundle::scan::{OpenFile, SocketOwner};
 
 use crate::ctx::{read_capped, Ctx, ReadOutcome};
-use crate::guard::Progress;
+use crate::guard::{Pending, Progress, Stuck};
 use crate::{Collector, Halt};
 
 pub struct Processes;
@@ -75,58 +75,90 @@ impl Collector for Processes {
 
     fn collect(&self, ctx: &mut Ctx) -> Result<(), Halt> {
         let started = Instant::now();
-        let users = users(ctx);
+        let mut scan = Scan { users: users(ctx), lines: Vec::new() };
         let pids = list_pids(ctx);
-        let mut lines = Vec::with_capacity(pids.len() * 1024);
+        scan.lines.reserve(pids.len() * 1024);
         let cap = ctx.limits().max_file_bytes;
         let environ = ctx.environ;
         let total = pids.len();
+        let stat_cache = StatCache::default();
+        // One job per worker in flight; results are written in pid order while the
+        // workers read the next processes.
+        let mut inflight = VecDeque::new();
         for (i, pid) in pids.into_iter().enumerate() {
             if i % 64 == 0 {
                 ctx.progress(&format!("processes ({i}/{total})"));
             }
             if let Err(stop) = ctx.check() {
-                ctx.store(names::OPEN_FILES, lines, started.elapsed());
+                inflight.into_iter().for_each(|job| scan.finish(ctx, job));
+                ctx.store(names::OPEN_FILES, scan.lines, started.elapsed());
                 return Err(stop.into());
             }
+            while !ctx.has_idle_worker() {
+                let job = inflight.pop_front().expect("a busy worker has a job in flight");
+                scan.finish(ctx, job);
+            }
             let proc_dir = ctx.host(&format!("/proc/{pid}"));
-            let shared = Arc::new(Mutex::new(Capture::default()));
-            let sink = Arc::clone(&shared);
-            let t = Instant::now();
-            let run = ctx.guarded(move |p| capture(&proc_dir, pid, cap, environ, p, &sink));
-            let mut cap_data = std::mem::take(&mut *shared.lock().expect("capture lock"));
-            if let Err(stuck) = run {
-                // Record the read that blocked; the rest of this process is skipped.
-                let what = match &stuck {
-                    crate::guard::Stuck::TimedOut { label } | crate::guard::Stuck::Deadline { label } => label.clone(),
-                    _ => format!("/proc/{pid}"),
-                };
-                let entry = names::raw(&what);
-                ctx.put(&entry, ReadOutcome::stuck(&stuck, t.elapsed()));
-            }
-            let user = users.get(&cap_data.uid).cloned().unwrap_or_else(|| cap_data.uid.to_string());
-            for (host, out) in cap_data.files.drain(..) {
-                ctx.add_bytes_read(out.data.len() as u64);
-                ctx.put(&names::raw(&host), out);
-            }
-            for mut f in cap_data.open_files {
-                f.pid = pid;
-                f.uid = cap_data.uid;
-                f.user.clone_from(&user);
-                f.command.clone_from(&cap_data.comm);
-                if let Some(inode) = socket_inode(&f.target) {
-                    ctx.shared.socket_owners.entry(inode).or_default().push(SocketOwner {
-                        pid,
-                        program: cap_data.comm.clone(),
-                        fd: f.fd.parse().unwrap_or(0),
-                    });
-                }
-                serde_json::to_writer(&mut lines, &f).expect("open file serialises");
-                lines.push(b'\n');
-            }
+            let capture_sink = Arc::new(Mutex::new(Capture::default()));
+            let sink = Arc::clone(&capture_sink);
+            let cache = Arc::clone(&stat_cache);
+            let pending = ctx.submit(move |p| capture(&proc_dir, pid, (cap, environ), &cache, p, &sink));
+            inflight.push_back(Job { pid, started: Instant::now(), capture: capture_sink, pending });
         }
-        ctx.store(names::OPEN_FILES, lines, started.elapsed());
+        inflight.into_iter().for_each(|job| scan.finish(ctx, job));
+        ctx.store(names::OPEN_FILES, scan.lines, started.elapsed());
         Ok(())
+    }
+}
+
+/// One process being read by a worker.
+struct Job {
+    pid: u32,
+    started: Instant,
+    capture: Arc<Mutex<Capture>>,
+    pending: Result<Pending<()>, Stuck>,
+}
+
+/// The open-file scan as it accumulates.
+struct Scan {
+    users: HashMap<u32, String>,
+    lines: Vec<u8>,
+}
+
+impl Scan {
+    /// Waits for a process job and writes what it gathered.
+    fn finish(&mut self, ctx: &mut Ctx, job: Job) {
+        let Job { pid, started, capture, pending } = job;
+        let run = pending.and_then(|p| ctx.wait(p));
+        let cap_data = std::mem::take(&mut *capture.lock().expect("capture lock"));
+        if let Err(stuck) = run {
+            // Record the read that blocked; the rest of this process is skipped.
+            let what = match &stuck {
+                Stuck::TimedOut { label } | Stuck::Deadline { label } => label.clone(),
+                _ => format!("/proc/{pid}"),
+            };
+            ctx.put(&names::raw(&what), ReadOutcome::stuck(&stuck, started.elapsed()));
+        }
+        let user = self.users.get(&cap_data.uid).cloned().unwrap_or_else(|| cap_data.uid.to_string());
+        for (host, out) in cap_data.files {
+            ctx.add_bytes_read(out.data.len() as u64);
+            ctx.put(&names::raw(&host), out);
+        }
+        for mut f in cap_data.open_files {
+            f.pid = pid;
+            f.uid = cap_data.uid;
+            f.user.clone_from(&user);
+            f.command.clone_from(&cap_data.comm);
+            if let Some(inode) = socket_inode(&f.target) {
+                ctx.shared.socket_owners.entry(inode).or_default().push(SocketOwner {
+                    pid,
+                    program: cap_data.comm.clone(),
+                    fd: f.fd.parse().unwrap_or(0),
+                });
+            }
+            serde_json::to_writer(&mut self.lines, &f).expect("open file serialises");
+            self.lines.push(b'\n');
+        }
     }
 }
 
@@ -135,7 +167,11 @@ pub fn socket_inode(target: &str) -> Option<u64> {
     target.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
 }
 
-fn capture(proc_dir: &Path, pid: u32, cap: u64, environ: bool, p: &Progress, sink: &Mutex<Capture>) {
+/// Size and link count of mapped files by (device, inode), shared by all processes.
+type StatCache = Arc<Mutex<HashMap<(String, u64), (u64, u64)>>>;
+
+fn capture(proc_dir: &Path, pid: u32, opts: (u64, bool), cache: &StatCache, p: &Progress, sink: &Mutex<Capture>) {
+    let (cap, environ) = opts;
     let host = |rel: &str| format!("/proc/{pid}/{rel}");
     if let Ok(meta) = std::fs::metadata(proc_dir) {
         sink.lock().expect("capture lock").uid = meta.uid();
@@ -188,7 +224,7 @@ fn capture(proc_dir: &Path, pid: u32, cap: u64, environ: bool, p: &Progress, sin
                 continue; // the executable is listed once, as txt
             }
             p.step(&host("map_files"));
-            let f = mapped_file(proc_dir, m);
+            let f = mapped_file(proc_dir, m, cache);
             sink.lock().expect("capture lock").open_files.push(f);
         }
     }
@@ -256,11 +292,21 @@ pub fn mapped_files(maps: &str) -> Vec<Mapping> {
 
 /// Describes a mapped file, with size and link count from map_files/ (which reaches
 /// deleted files too) or, failing that, from its path.
-fn mapped_file(proc_dir: &Path, m: Mapping) -> OpenFile {
-    let meta = std::fs::metadata(proc_dir.join("map_files").join(&m.range))
-        .or_else(|_| if m.deleted { Err(std::io::ErrorKind::NotFound.into()) } else { std::fs::metadata(&m.path) })
-        .ok()
-        .filter(|meta| meta.ino() == m.inode);
+fn mapped_file(proc_dir: &Path, m: Mapping, cache: &StatCache) -> OpenFile {
+    let key = (m.device.clone(), m.inode);
+    let cached = cache.lock().expect("stat cache lock").get(&key).copied();
+    let meta = cached.or_else(|| {
+        // The path is cheaper to stat than map_files/ and is shared by every process
+        // mapping the same library; map_files/ reaches deleted and memfd files.
+        let by_path = (!m.deleted).then(|| std::fs::metadata(&m.path).ok()).flatten();
+        let meta = by_path
+            .filter(|x| x.ino() == m.inode)
+            .or_else(|| std::fs::metadata(proc_dir.join("map_files").join(&m.range)).ok())
+            .filter(|x| x.ino() == m.inode)
+            .map(|x| (x.size(), x.nlink()))?;
+        cache.lock().expect("stat cache lock").insert(key, meta);
+        Some(meta)
+    });
     OpenFile {
         fd: if m.deleted { "DEL" } else { "mem" }.to_string(),
         kind: "REG".to_string(),
@@ -268,8 +314,8 @@ fn mapped_file(proc_dir: &Path, m: Mapping) -> OpenFile {
         name: m.path,
         device: m.device,
         inode: m.inode,
-        size: meta.as_ref().map(|x| x.size()),
-        nlink: meta.as_ref().map(|x| x.nlink()).unwrap_or(u64::from(!m.deleted)),
+        size: meta.map(|x| x.0),
+        nlink: meta.map(|x| x.1).unwrap_or(u64::from(!m.deleted)),
         deleted: m.deleted,
         ..Default::default()
     }
