@@ -103,7 +103,9 @@ pub struct Socket {
     /// Seconds left on the timer.
     pub timer_secs: f64,
     pub retransmits: u32,
-    pub uid: u32,
+    /// Owner uid of an inet socket; /proc/net/unix gives none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
     pub inode: u64,
     /// Unix sockets: STREAM, DGRAM, SEQPACKET.
     #[serde(skip_serializing_if = "String::is_empty")]

@@ -269,8 +269,10 @@ impl Ctx {
             .map(|((_, entry), out)| {
                 self.bytes_read += out.data.len() as u64;
                 let status = out.status;
-                let data = if keep { out.data.clone() } else { Vec::new() };
+                let mut data = if keep { out.data.clone() } else { Vec::new() };
                 let status = self.put(&entry, out).unwrap_or(status);
+                // What is returned is what was stored, even when the budget cut it.
+                data.truncate(self.records.last().map_or(0, |r| r.bytes as usize));
                 (status, data)
             })
             .collect()

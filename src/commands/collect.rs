@@ -85,6 +85,10 @@ pub fn run(a: Args) -> u8 {
     };
 
     if a.output.as_deref() == Some("-") {
+        if std::io::stdout().is_terminal() {
+            eprintln!("snap: refusing to write a binary bundle to a terminal; redirect stdout or use -o FILE");
+            return exit::BAD_INPUT;
+        }
         let stdout = std::io::stdout();
         let mut lock = stdout.lock();
         return finish(snap_collectors::run(&cfg, None, &mut lock, interrupt, progress), show, None);
