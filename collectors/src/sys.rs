@@ -135,7 +135,8 @@ pub fn klog_read_all() -> io::Result<Vec<u8>> {
     if size < 0 {
         return Err(io::Error::last_os_error());
     }
-    let mut buf = vec![0u8; (size as usize).max(4096)];
+    // dmesg adds a little room too: a buffer of exactly the log size can lose records.
+    let mut buf = vec![0u8; (size as usize).max(4096) + 4096];
     let n = unsafe { libc::klogctl(SYSLOG_ACTION_READ_ALL, buf.as_mut_ptr() as *mut libc::c_char, buf.len() as i32) };
     if n < 0 {
         return Err(io::Error::last_os_error());

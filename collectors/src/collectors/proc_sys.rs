@@ -1,5 +1,6 @@
 //! The whole /proc/sys tree (sysctl -a), within the budget. Write-only files
-//! (drop_caches, compact_memory, route/flush) are never opened.
+//! (drop_caches, compact_memory, route/flush) are never opened, nor the deprecated neigh
+//! timers that make the kernel log a warning when read.
 
 use std::os::unix::fs::PermissionsExt;
 
@@ -10,6 +11,12 @@ pub struct ProcSys;
 
 /// Directories visited at most; /proc/sys has a few hundred on a normal host.
 const MAX_DIRS: usize = 5000;
+
+/// Reading these makes the kernel log a deprecation warning naming the reader, so snap
+/// would write into the very log it collects. Their `_ms` twins hold the same values.
+fn is_deprecated(path: &str) -> bool {
+    path.contains("/neigh/") && (path.ends_with("/base_reachable_time") || path.ends_with("/retrans_time"))
+}
 
 impl Collector for ProcSys {
     fn name(&self) -> &'static str {
@@ -33,7 +40,7 @@ impl Collector for ProcSys {
                 let Ok(meta) = e.metadata() else { continue };
                 if meta.is_dir() {
                     dirs.push(path);
-                } else if meta.is_file() && meta.permissions().mode() & 0o444 != 0 {
+                } else if meta.is_file() && meta.permissions().mode() & 0o444 != 0 && !is_deprecated(&path) {
                     files.push(path);
                 }
             }
@@ -41,5 +48,16 @@ impl Collector for ProcSys {
             ctx.copy_all(&files);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn deprecated_neigh_timers_are_skipped_but_not_their_ms_twins() {
+        assert!(super::is_deprecated("/proc/sys/net/ipv6/neigh/eth0/base_reachable_time"));
+        assert!(super::is_deprecated("/proc/sys/net/ipv4/neigh/default/retrans_time"));
+        assert!(!super::is_deprecated("/proc/sys/net/ipv4/neigh/default/retrans_time_ms"));
+        assert!(!super::is_deprecated("/proc/sys/net/ipv4/tcp_retries2"));
     }
 }
