@@ -7,10 +7,12 @@
 //! and may hold any subset of the contract (even no manifest): absent entries are simply
 //! absent.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use crate::manifest::Manifest;
 use crate::names;
@@ -37,7 +39,10 @@ pub enum BundleError {
     Open { path: PathBuf, source: io::Error },
     #[error("{path} is not a snap bundle: neither a directory nor a zstd-compressed tar archive")]
     NotABundle { path: PathBuf },
-    #[error("corrupt bundle {path}: {detail} (after entry {after:?})")]
+    #[error("corrupt bundle {path}: {detail} ({})", match after {
+        Some(entry) => format!("after entry {entry}"),
+        None => "before any file entry".to_string(),
+    })]
     Corrupt { path: PathBuf, after: Option<String>, detail: String },
     #[error("bundle {path}: entry {entry:?} refused: {reason}")]
     BadEntry { path: PathBuf, entry: String, reason: String },
@@ -68,6 +73,56 @@ pub struct Bundle {
 
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
+/// Bytes the tar layer may read on its own between two file entries: headers, GNU long
+/// names and links, PAX records, padding and the data of skipped directory entries. The
+/// tar crate reads long names and PAX records whole into memory before any per-entry
+/// limit applies, so without this cap one such record could claim gigabytes.
+const MAX_METADATA_BYTES: u64 = 1 << 20;
+
+/// Entry names longer than this are cut in error messages.
+const MAX_SHOWN_NAME: usize = 200;
+
+/// The decompressed stream as the tar layer sees it: reads beyond the allowance in
+/// `left` fail, and a read that hits the end of the stream is remembered (a tar stream
+/// that ends without its end-of-archive marker is truncated).
+struct Metered<R> {
+    inner: R,
+    left: Rc<Cell<u64>>,
+    eof: Rc<Cell<bool>>,
+}
+
+impl<R: Read> Read for Metered<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let left = self.left.get();
+        if left == 0 {
+            return Err(io::Error::other(format!(
+                "more than {MAX_METADATA_BYTES} bytes of tar metadata (headers, GNU long names, PAX records) \
+                 or skipped data before the next file entry"
+            )));
+        }
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            self.eof.set(true);
+        }
+        self.left.set(left - n as u64);
+        Ok(n)
+    }
+}
+
+/// An entry name fit for an error message: lossy UTF-8, cut when very long.
+fn shown_name(raw: &[u8]) -> String {
+    let s = String::from_utf8_lossy(raw);
+    if s.chars().count() <= MAX_SHOWN_NAME {
+        return s.into_owned();
+    }
+    let head: String = s.chars().take(MAX_SHOWN_NAME).collect();
+    format!("{head}... ({} bytes)", raw.len())
+}
+
 impl Bundle {
     pub fn open(path: &Path) -> Result<Bundle, BundleError> {
         Bundle::open_with_limits(path, Limits::default())
@@ -75,8 +130,14 @@ impl Bundle {
 
     pub fn open_with_limits(path: &Path, limits: Limits) -> Result<Bundle, BundleError> {
         let meta = std::fs::metadata(path).map_err(|source| BundleError::Open { path: path.into(), source })?;
-        let source =
-            if meta.is_dir() { Source::Dir(path.to_path_buf()) } else { Source::Archive(read_archive(path, &limits)?) };
+        let source = if meta.is_dir() {
+            Source::Dir(path.to_path_buf())
+        } else if meta.is_file() {
+            Source::Archive(read_archive(path, &limits)?)
+        } else {
+            // A FIFO or device would block or never end.
+            return Err(BundleError::NotABundle { path: path.into() });
+        };
         let mut bundle = Bundle { path: path.to_path_buf(), source, manifest: None, limits };
         if let Some(bytes) = bundle.read(names::MANIFEST)? {
             let manifest = Manifest::from_json(&bytes).map_err(|e| BundleError::BadContent {
@@ -160,19 +221,24 @@ impl Bundle {
     }
 }
 
-fn walk_dir(dir: &Path, prefix: &str, out: &mut Vec<String>, max: usize) -> io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let ft = entry.file_type()?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let rel = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
-        if ft.is_dir() {
-            walk_dir(&entry.path(), &rel, out, max)?;
-        } else if ft.is_file() {
-            out.push(rel);
-        }
-        if out.len() > max {
-            return Err(io::Error::other(format!("more than {max} entries")));
+/// Lists regular files below `root` without following links; iterative, so a deep
+/// hostile tree cannot exhaust the stack.
+fn walk_dir(root: &Path, _prefix: &str, out: &mut Vec<String>, max: usize) -> io::Result<()> {
+    let mut stack = vec![(root.to_path_buf(), String::new())];
+    while let Some((dir, prefix)) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let ft = entry.file_type()?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let rel = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+            if ft.is_dir() {
+                stack.push((entry.path(), rel));
+            } else if ft.is_file() {
+                out.push(rel);
+            }
+            if out.len() + stack.len() > max {
+                return Err(io::Error::other(format!("more than {max} entries")));
+            }
         }
     }
     Ok(())
@@ -191,7 +257,10 @@ fn read_archive(path: &Path, limits: &Limits) -> Result<BTreeMap<String, Vec<u8>
         after: None,
         detail: e.to_string(),
     })?;
-    let mut archive = tar::Archive::new(decoder);
+    let left = Rc::new(Cell::new(MAX_METADATA_BYTES));
+    let eof = Rc::new(Cell::new(false));
+    let metered = Metered { inner: decoder, left: Rc::clone(&left), eof: Rc::clone(&eof) };
+    let mut archive = tar::Archive::new(metered);
     let mut map = BTreeMap::new();
     let mut total = 0u64;
     let mut last: Option<String> = None;
@@ -200,18 +269,23 @@ fn read_archive(path: &Path, limits: &Limits) -> Result<BTreeMap<String, Vec<u8>
         after: last.clone(),
         detail: e.to_string(),
     };
-    let entries = archive.entries().map_err(|e| corrupt(&last, e))?;
-    for entry in entries {
+    let mut entries = archive.entries().map_err(|e| corrupt(&last, e))?;
+    loop {
+        // Headers and extension records up to the next file entry share one allowance.
+        left.set(MAX_METADATA_BYTES);
+        let Some(entry) = entries.next() else { break };
         let mut entry = entry.map_err(|e| corrupt(&last, e))?;
         let raw_name = entry.path_bytes().into_owned();
-        let shown = String::from_utf8_lossy(&raw_name).into_owned();
-        let name = names::validate(&raw_name).map_err(|e| BundleError::BadEntry {
-            path: path.into(),
-            entry: shown.clone(),
-            reason: e.to_string(),
-        })?;
+        let shown = shown_name(&raw_name);
         let kind = entry.header().entry_type();
+        let name = match names::validate(&raw_name) {
+            Ok(name) => name,
+            // `tar -cf b.tar.zst -C bundle .` starts with the directory `./` itself.
+            Err(names::BadName::Empty) if kind.is_dir() => continue,
+            Err(e) => return Err(BundleError::BadEntry { path: path.into(), entry: shown, reason: e.to_string() }),
+        };
         if kind.is_dir() {
+            last = Some(name);
             continue;
         }
         if !(kind.is_file() || kind == tar::EntryType::Continuous) {
@@ -237,6 +311,8 @@ fn read_archive(path: &Path, limits: &Limits) -> Result<BTreeMap<String, Vec<u8>
         if map.len() >= limits.max_entries {
             return Err(BundleError::TooManyEntries { path: path.into(), limit: limits.max_entries });
         }
+        // The data was checked against the limits above; let exactly that much through.
+        left.set(size);
         let mut data = Vec::with_capacity(size.min(1 << 20) as usize);
         entry.read_to_end(&mut data).map_err(|e| BundleError::Corrupt {
             path: path.into(),
@@ -254,6 +330,13 @@ fn read_archive(path: &Path, limits: &Limits) -> Result<BTreeMap<String, Vec<u8>
             return Err(BundleError::BadEntry { path: path.into(), entry: name, reason: "duplicate entry".into() });
         }
         last = Some(name);
+    }
+    if eof.get() {
+        return Err(BundleError::Corrupt {
+            path: path.into(),
+            after: last,
+            detail: "the archive stops without its end-of-archive marker: it was cut short".into(),
+        });
     }
     Ok(map)
 }

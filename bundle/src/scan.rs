@@ -17,7 +17,8 @@ pub struct Filesystem {
     pub options: String,
     /// `major:minor` of the mounted device, from mountinfo.
     pub device: String,
-    /// `ok`, `timed_out` or `failed`; the figures are absent unless `ok`.
+    /// `ok`, `timed_out`, `failed`, or `skipped` (autofs mount points are not probed,
+    /// since statfs on one can trigger the automount); the figures are zero unless `ok`.
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -27,7 +28,7 @@ pub struct Filesystem {
     pub size_bytes: u64,
     pub used_bytes: u64,
     pub avail_bytes: u64,
-    /// `df`'s Use%: used / (used + avail), rounded up. None when size is 0.
+    /// `df`'s Use%: used / (used + avail), rounded up. None when used + avail is 0.
     pub use_percent: Option<u32>,
     pub inodes: u64,
     pub inodes_used: u64,
@@ -116,7 +117,9 @@ pub struct Socket {
     pub owners: Vec<SocketOwner>,
 }
 
-/// Space used below one directory, one or two levels under a nearly full mount.
+/// Space used below one directory (or by one file of 1 MiB or more), one or two levels
+/// under a nearly full mount. Directories the walk never reached before a bound cut it
+/// are listed as `partial` with 0 bytes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct DiskUsage {

@@ -29,7 +29,8 @@ pub struct Tm {
 }
 
 pub fn tm(secs: i64, offset: i64) -> Tm {
-    let t = secs + offset;
+    // Hostile manifests may hold any offset: saturate rather than overflow.
+    let t = secs.saturating_add(offset).clamp(-(1 << 50), 1 << 50);
     let days = t.div_euclid(86_400);
     let rem = t.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);

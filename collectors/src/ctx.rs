@@ -176,7 +176,10 @@ impl Ctx {
             return Err(Stop::Interrupted);
         }
         if let Some(e) = &self.fatal {
-            return Err(Stop::Output(io::Error::new(e.kind(), e.to_string())));
+            // Keep the errno (ENOSPC tells the user the destination is full).
+            let copy =
+                e.raw_os_error().map_or_else(|| io::Error::new(e.kind(), e.to_string()), io::Error::from_raw_os_error);
+            return Err(Stop::Output(copy));
         }
         if Instant::now() >= self.limits.deadline {
             return Err(Stop::Deadline);
@@ -240,27 +243,32 @@ impl Ctx {
             return Vec::new();
         }
         let cap = self.limits.max_file_bytes;
-        let paths: Vec<(String, PathBuf)> = items.iter().map(|(h, _)| (h.clone(), self.host(h))).collect();
-        let results: Arc<Mutex<Vec<ReadOutcome>>> = Arc::new(Mutex::new(Vec::with_capacity(items.len())));
-        let sink = Arc::clone(&results);
-        let started = Instant::now();
-        let run = self.guarded(move |p| {
-            for (label, path) in paths {
-                p.step(&label);
-                let out = read_capped(&path, cap);
-                sink.lock().expect("results lock").push(out);
-            }
-        });
-        let mut outcomes = std::mem::take(&mut *results.lock().expect("results lock"));
-        if let Err(stuck) = run {
-            let done = outcomes.len();
-            let waited = started.elapsed();
-            for (i, _) in items.iter().enumerate().skip(done) {
-                let mut o = ReadOutcome::stuck(&stuck, if i == done { waited } else { Duration::ZERO });
-                if i > done {
-                    o.message = Some(format!("not attempted: an earlier read in its batch {stuck}"));
+        let mut outcomes: Vec<ReadOutcome> = Vec::with_capacity(items.len());
+        // A read that blocks is recorded as timed out and the rest of the batch goes on
+        // on a fresh worker; `max_stuck` bounds how often that can happen.
+        while outcomes.len() < items.len() {
+            let first = outcomes.len();
+            let paths: Vec<(String, PathBuf)> = items[first..].iter().map(|(h, _)| (h.clone(), self.host(h))).collect();
+            let results: Arc<Mutex<Vec<ReadOutcome>>> = Arc::new(Mutex::new(Vec::with_capacity(paths.len())));
+            let sink = Arc::clone(&results);
+            let started = Instant::now();
+            let run = self.guarded(move |p| {
+                for (label, path) in paths {
+                    p.step(&label);
+                    let out = read_capped(&path, cap);
+                    sink.lock().expect("results lock").push(out);
                 }
-                outcomes.push(o);
+            });
+            outcomes.append(&mut results.lock().expect("results lock"));
+            let Err(stuck) = run else { break };
+            outcomes.push(ReadOutcome::stuck(&stuck, started.elapsed()));
+            if !matches!(stuck, Stuck::TimedOut { .. }) {
+                // Deadline, refusal or a bug: the rest is not attempted.
+                while outcomes.len() < items.len() {
+                    let mut o = ReadOutcome::stuck(&stuck, Duration::ZERO);
+                    o.message = Some(format!("not attempted: an earlier read in its batch {stuck}"));
+                    outcomes.push(o);
+                }
             }
         }
         items

@@ -20,25 +20,37 @@ use std::time::{Duration, Instant};
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// Shared between a job and its caller: how far the job got, and what it is doing.
-#[derive(Default)]
+/// Shared between a job and its caller: when the job last started a step, and which.
 pub struct Progress {
-    steps: AtomicU64,
+    created: Instant,
+    /// Nanoseconds after `created` when the current step started.
+    last_step_ns: AtomicU64,
     label: Mutex<String>,
+}
+
+impl Default for Progress {
+    fn default() -> Progress {
+        Progress { created: Instant::now(), last_step_ns: AtomicU64::new(0), label: Mutex::new(String::new()) }
+    }
 }
 
 impl Progress {
     /// Marks the start of one step that may block.
     pub fn step(&self, label: &str) {
-        self.steps.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut l) = self.label.lock() {
             l.clear();
             l.push_str(label);
         }
+        self.last_step_ns.store(self.created.elapsed().as_nanos() as u64, Ordering::Relaxed);
     }
 
-    fn snapshot(&self) -> (u64, String) {
-        (self.steps.load(Ordering::Relaxed), self.label.lock().map(|l| l.clone()).unwrap_or_default())
+    /// When the current step started (the job's submission before its first step).
+    fn last_step(&self) -> Instant {
+        self.created + Duration::from_nanos(self.last_step_ns.load(Ordering::Relaxed))
+    }
+
+    fn label(&self) -> String {
+        self.label.lock().map(|l| l.clone()).unwrap_or_default()
     }
 }
 
@@ -149,26 +161,25 @@ impl Guard {
     pub fn wait<T>(&mut self, pending: Pending<T>, deadline: Instant) -> Result<T, Stuck> {
         let Pending { worker, rx, progress } = pending;
         self.busy[worker] = false;
-        let mut seen = progress.snapshot().0;
         loop {
-            let wait = self.limit.min(deadline.saturating_duration_since(Instant::now()));
-            match rx.recv_timeout(wait) {
+            // A job is stuck when its current step has lasted the whole limit.
+            let until = (progress.last_step() + self.limit).min(deadline);
+            match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
                 Ok(r) => return Ok(r),
                 Err(RecvTimeoutError::Disconnected) => {
                     self.workers[worker] = None;
                     return Err(Stuck::Panicked);
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    let (steps, label) = progress.snapshot();
-                    if Instant::now() >= deadline {
+                    let now = Instant::now();
+                    if now >= deadline {
                         self.abandon(worker);
-                        return Err(Stuck::Deadline { label });
+                        return Err(Stuck::Deadline { label: progress.label() });
                     }
-                    if steps == seen {
+                    if now >= progress.last_step() + self.limit {
                         self.abandon(worker);
-                        return Err(Stuck::TimedOut { label });
+                        return Err(Stuck::TimedOut { label: progress.label() });
                     }
-                    seen = steps;
                 }
             }
         }
@@ -213,14 +224,15 @@ mod tests {
 
     #[test]
     fn a_blocked_job_is_abandoned_and_later_jobs_still_run() {
-        let mut g = Guard::new(Duration::from_millis(100), 2);
+        let mut g = Guard::new(Duration::from_millis(300), 2);
         let t = Instant::now();
         let r = g.run(far(), |p| {
             p.step("sleeping");
             std::thread::sleep(Duration::from_secs(3));
         });
         assert_eq!(r, Err(Stuck::TimedOut { label: "sleeping".into() }));
-        assert!(t.elapsed() < Duration::from_secs(2));
+        // Cut after one limit from the step's start, not two.
+        assert!(t.elapsed() < Duration::from_millis(590), "{:?}", t.elapsed());
         assert_eq!(g.run(far(), |_| 7), Ok(7));
         assert_eq!(g.stuck(), 1);
     }

@@ -1,5 +1,6 @@
 //! `snap inspect`: what a bundle holds, where it came from, what it cost.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -69,8 +70,17 @@ fn json(bundle: &Bundle, names: &[String]) {
     println!("{}", serde_json::to_string_pretty(&v).expect("json"));
 }
 
+/// Text from a bundle made safe for a terminal: control characters (the escape
+/// sequences a hostile manifest can carry) are printed escaped, never interpreted.
+fn clean(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect())
+}
+
 fn text(bundle: &Bundle, names: &[String], all: bool) {
-    println!("bundle      {}", bundle.path().display());
+    println!("bundle      {}", clean(&bundle.path().display().to_string()));
     let Some(m) = bundle.manifest() else {
         println!("manifest    none (a hand-made or third-party tree)");
         println!("entries     {}", names.len());
@@ -78,10 +88,16 @@ fn text(bundle: &Bundle, names: &[String], all: bool) {
     };
     let h = &m.host;
     let collected = (m.clocks.realtime_ns / 1_000_000_000) as i64;
-    println!("format      {} (written by snap {})", m.format_version, m.snap_version);
-    println!("host        {} ({} {}, {}-endian)", h.hostname, h.kernel_release, h.arch, h.endianness);
+    println!("format      {} (written by snap {})", m.format_version, clean(&m.snap_version));
+    println!(
+        "host        {} ({} {}, {}-endian)",
+        clean(&h.hostname),
+        clean(&h.kernel_release),
+        clean(&h.arch),
+        clean(&h.endianness)
+    );
     println!("cpus        {} online; page size {}; {} clock ticks/s", h.online_cpus, h.page_size, h.clock_ticks);
-    println!("booted      {} (boot id {})", time::iso_utc(h.boot_time as i64), h.boot_id);
+    println!("booted      {} (boot id {})", time::iso_utc(h.boot_time as i64), clean(&h.boot_id));
     println!(
         "collected   {} ({} local, UTC{:+})",
         time::iso_utc(collected),
@@ -110,9 +126,9 @@ fn text(bundle: &Bundle, names: &[String], all: bool) {
         c.wall_ms as f64 / 1e3,
         c.user_cpu_ms as f64 / 1e3,
         c.system_cpu_ms as f64 / 1e3,
-        human_bytes(c.peak_rss_kb * 1024),
+        human_bytes(c.peak_rss_kb.saturating_mul(1024)),
         c.nice,
-        c.io_priority
+        clean(&c.io_priority)
     );
     println!(
         "bytes       {} read, {} stored, {} written; {} reads blocked past their limit",
@@ -121,7 +137,7 @@ fn text(bundle: &Bundle, names: &[String], all: bool) {
         human_bytes(c.bytes_written),
         c.stuck_reads
     );
-    println!("kernel log  {}", m.kernel_log_source.as_deref().unwrap_or("not collected"));
+    println!("kernel log  {}", clean(m.kernel_log_source.as_deref().unwrap_or("not collected")));
     println!("samples     {}", m.samples.len());
     let counts: Vec<String> = status_counts(bundle).iter().map(|(k, v)| format!("{k} {v}")).collect();
     println!("entries     {} in the archive; attempted: {}", names.len(), counts.join(", "));
@@ -130,12 +146,12 @@ fn text(bundle: &Bundle, names: &[String], all: bool) {
     for r in &m.collectors {
         println!(
             "{:<14} {:<10} {:>8} {:>11} {:>9}  {}",
-            r.name,
+            clean(&r.name),
             r.status.as_str(),
             r.entries,
             human_bytes(r.bytes),
             r.duration_us / 1000,
-            r.message.as_deref().unwrap_or("")
+            clean(r.message.as_deref().unwrap_or(""))
         );
     }
     let bad: Vec<_> = m.entries.iter().filter(|e| e.status != EntryStatus::Ok).collect();
@@ -144,7 +160,7 @@ fn text(bundle: &Bundle, names: &[String], all: bool) {
         println!("entries not ok ({}):", bad.len());
         let shown = if all { bad.len() } else { bad.len().min(40) };
         for e in &bad[..shown] {
-            println!("  {:<10} {}  {}", e.status.as_str(), e.path, e.message.as_deref().unwrap_or(""));
+            println!("  {:<10} {}  {}", e.status.as_str(), clean(&e.path), clean(e.message.as_deref().unwrap_or("")));
         }
         if shown < bad.len() {
             println!("  ... {} more (--all lists them)", bad.len() - shown);
