@@ -64,10 +64,17 @@ done
 
 # Load: extra processes and loopback sockets held open while snap runs again.
 for i in $(seq "$EXTRA_PROCS"); do sleep 600 & pids+=($!); done
-python3 - "$EXTRA_CONNS" >"$work/conns.log" 2>&1 <<'PY' &
+# One process may hold only RLIMIT_NOFILE descriptors (20,000 here, and root may lack
+# CAP_SYS_RESOURCE to raise it), so the connections are spread over several holders.
+PER_HOLDER=4000
+holders=$(( (EXTRA_CONNS + PER_HOLDER - 1) / PER_HOLDER ))
+for h in $(seq "$holders"); do
+    n=$(( EXTRA_CONNS - (h - 1) * PER_HOLDER )); [ "$n" -gt "$PER_HOLDER" ] && n=$PER_HOLDER
+    python3 - "$n" >"$work/conns.$h.log" 2>&1 <<'PY' &
 import resource, socket, sys, time
 n = int(sys.argv[1])
-resource.setrlimit(resource.RLIMIT_NOFILE, (2 * n + 100, 2 * n + 100))
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 2 * n + 100), hard))
 srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(4096)
 keep = []
 for _ in range(n):
@@ -75,9 +82,11 @@ for _ in range(n):
 print("ready", len(keep), flush=True)
 time.sleep(600)
 PY
-pids+=($!)
-for _ in $(seq 120); do grep -q ready "$work/conns.log" 2>/dev/null && break; sleep 0.5; done
-grep -q ready "$work/conns.log" || { echo "socket load did not start:"; cat "$work/conns.log"; exit 1; }
+    pids+=($!)
+done
+ready() { [ "$(cat "$work"/conns.*.log 2>/dev/null | grep -c ready)" -eq "$holders" ]; }
+for _ in $(seq 240); do ready && break; sleep 0.5; done
+ready || { echo "socket load did not start:"; cat "$work"/conns.*.log; exit 1; }
 echo "load: $(ls /proc | grep -c '^[0-9]') processes, $(ss -tanH | wc -l) TCP sockets" >&2
 for i in $(seq "$RUNS"); do measure snap_loaded "$work/out" "$SNAP" "${SNAP_ARGS[@]}" -o "$work/out" >>"$work/results.tsv"; done
 

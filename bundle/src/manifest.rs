@@ -164,7 +164,8 @@ pub struct Cost {
     pub bytes_read: u64,
     /// Uncompressed bytes stored in the bundle.
     pub bytes_stored: u64,
-    /// Compressed bytes of the bundle body (everything but the manifest).
+    /// Compressed bytes of the bundle body (everything but the manifest, whose size
+    /// cannot be known inside itself).
     pub bytes_written: u64,
     /// The nice value the collection ran at.
     pub nice: i32,

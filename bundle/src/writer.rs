@@ -44,8 +44,56 @@ impl Write for CountingSpool {
 
 pub struct BundleWriter {
     tar: tar::Builder<zstd::stream::write::Encoder<'static, CountingSpool>>,
+    spool_dir: Option<PathBuf>,
     mtime: u64,
     stored: u64,
+}
+
+/// A large entry being built (a scan of every open file): kept in an unlinked file
+/// beside the spool rather than in memory, then appended with
+/// [`BundleWriter::add_scratch`].
+pub struct Scratch {
+    inner: ScratchInner,
+    len: u64,
+}
+
+enum ScratchInner {
+    /// Buffered: records are serialised a few bytes at a time.
+    File(io::BufWriter<File>),
+    Memory(Vec<u8>),
+}
+
+impl Scratch {
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Write for Scratch {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = match &mut self.inner {
+            ScratchInner::File(f) => f.write(buf)?,
+            ScratchInner::Memory(v) => v.write(buf)?,
+        };
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.inner {
+            ScratchInner::File(f) => f.flush(),
+            ScratchInner::Memory(_) => Ok(()),
+        }
+    }
+}
+
+/// The body, compressed and closed, waiting for its manifest.
+pub struct FinishedBody {
+    spool: CountingSpool,
+    mtime: u64,
 }
 
 impl BundleWriter {
@@ -59,7 +107,32 @@ impl BundleWriter {
         let encoder = zstd::stream::write::Encoder::new(CountingSpool { spool, written: 0 }, ZSTD_LEVEL)?;
         let mut tar = tar::Builder::new(encoder);
         tar.mode(tar::HeaderMode::Deterministic);
-        Ok(BundleWriter { tar, mtime, stored: 0 })
+        Ok(BundleWriter { tar, spool_dir: spool_dir.map(Path::to_path_buf), mtime, stored: 0 })
+    }
+
+    /// A scratch buffer on the same medium as the spool (disk, or memory for stdout).
+    pub fn scratch(&self) -> io::Result<Scratch> {
+        let inner = match &self.spool_dir {
+            Some(dir) => ScratchInner::File(io::BufWriter::with_capacity(64 << 10, tempfile::tempfile_in(dir)?)),
+            None => ScratchInner::Memory(Vec::new()),
+        };
+        Ok(Scratch { inner, len: 0 })
+    }
+
+    /// Appends the first `limit` bytes of a scratch buffer as one entry.
+    pub fn add_scratch(&mut self, name: &str, scratch: Scratch, limit: u64) -> io::Result<u64> {
+        let size = scratch.len.min(limit);
+        let mut header = entry_header(self.mtime, size);
+        match scratch.inner {
+            ScratchInner::Memory(v) => self.tar.append_data(&mut header, name, &v[..size as usize])?,
+            ScratchInner::File(f) => {
+                let mut f = f.into_inner().map_err(|e| e.into_error())?;
+                f.seek(SeekFrom::Start(0))?;
+                self.tar.append_data(&mut header, name, (&mut f).take(size))?
+            }
+        }
+        self.stored += size;
+        Ok(size)
     }
 
     /// Appends one regular-file entry.
@@ -75,18 +148,35 @@ impl BundleWriter {
         self.stored
     }
 
-    /// Compressed bytes spooled so far (lags behind while the encoder buffers).
-    pub fn spooled_bytes(&self) -> u64 {
-        self.tar.get_ref().get_ref().written
-    }
-
     /// Closes the body and writes the whole bundle, manifest first, to `out`.
     /// Returns the compressed size of the body and of the whole bundle.
     pub fn finish(self, manifest: &[u8], out: &mut dyn Write) -> io::Result<(u64, u64)> {
-        let mtime = self.mtime;
+        self.finish_body()?.write(manifest, out)
+    }
+
+    /// Closes the body, so that its compressed size is known to the manifest.
+    pub fn finish_body(self) -> io::Result<FinishedBody> {
         let encoder = self.tar.into_inner()?;
         let mut spool = encoder.finish()?;
         spool.flush()?;
+        Ok(FinishedBody { spool, mtime: self.mtime })
+    }
+}
+
+impl FinishedBody {
+    /// Compressed bytes of the body.
+    pub fn len(&self) -> u64 {
+        self.spool.written
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spool.written == 0
+    }
+
+    /// Writes the bundle, manifest first, to `out`. Returns the compressed size of the
+    /// body and of the whole bundle.
+    pub fn write(self, manifest: &[u8], out: &mut dyn Write) -> io::Result<(u64, u64)> {
+        let FinishedBody { spool, mtime } = self;
         let body_len = spool.written;
 
         let mut first = Vec::with_capacity(manifest.len() + 1024);

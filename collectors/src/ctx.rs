@@ -5,7 +5,7 @@
 //! caps each file, charges the byte budget, writes the entry and records the outcome in
 //! the manifest. That keeps limits, timeouts and bookkeeping in one place.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use snap_bundle::manifest::{EntryRecord, EntryStatus};
 use snap_bundle::scan::{Filesystem, SocketOwner};
+use snap_bundle::writer::Scratch;
 use snap_bundle::BundleWriter;
 
 use crate::guard::{Guard, Pending, Progress, Stuck};
@@ -298,6 +299,55 @@ impl Ctx {
         self.put(entry, out).unwrap_or(EntryStatus::Failed)
     }
 
+    /// A `.jsonl` scan under construction, kept out of memory when the bundle is
+    /// written to a file.
+    pub fn jsonl(&mut self) -> JsonLines {
+        let scratch = self.writer.scratch();
+        match scratch {
+            Ok(scratch) => JsonLines { scratch: Some(scratch), error: None },
+            Err(e) => JsonLines { scratch: None, error: Some(e) },
+        }
+    }
+
+    /// Stores a finished `.jsonl` scan within the byte budget. A write error while it
+    /// was built (a full disk) stops the run like any other output failure.
+    pub fn store_jsonl(&mut self, entry: &str, lines: JsonLines, duration: Duration) -> EntryStatus {
+        if self.fatal.is_some() {
+            return EntryStatus::Failed;
+        }
+        let scratch = match (lines.scratch, lines.error) {
+            (Some(s), None) => s,
+            (_, e) => {
+                self.fatal = Some(e.unwrap_or_else(|| io::Error::other("scan buffer missing")));
+                return EntryStatus::Failed;
+            }
+        };
+        let len = scratch.len();
+        let left = self.limits.max_bytes.saturating_sub(self.writer.stored_bytes());
+        let (status, message) = if len > left {
+            (EntryStatus::Truncated, Some(format!("byte budget of {} bytes exhausted", self.limits.max_bytes)))
+        } else {
+            (EntryStatus::Ok, None)
+        };
+        match self.writer.add_scratch(entry, scratch, left) {
+            Ok(bytes) => {
+                self.records.push(EntryRecord {
+                    path: entry.to_string(),
+                    status,
+                    errno: None,
+                    message,
+                    bytes,
+                    duration_us: duration.as_micros() as u64,
+                });
+                status
+            }
+            Err(e) => {
+                self.fatal = Some(e);
+                EntryStatus::Failed
+            }
+        }
+    }
+
     /// Records an entry that was attempted but produced no data.
     pub fn record_failure(&mut self, entry: &str, status: EntryStatus, message: String, duration: Duration) {
         self.records.push(EntryRecord {
@@ -393,5 +443,28 @@ impl Ctx {
             .unwrap_or_default();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
+    }
+}
+
+/// Records of one `.jsonl` scan, serialised as they come (see [`Ctx::jsonl`]).
+pub struct JsonLines {
+    scratch: Option<Scratch>,
+    error: Option<io::Error>,
+}
+
+impl JsonLines {
+    /// Appends one record as a line. The first write error is kept for
+    /// [`Ctx::store_jsonl`]; later records are dropped.
+    pub fn push<T: serde::Serialize>(&mut self, record: &T) {
+        if self.error.is_some() {
+            return;
+        }
+        let Some(scratch) = self.scratch.as_mut() else { return };
+        let r = serde_json::to_writer(&mut *scratch, record)
+            .map_err(io::Error::from)
+            .and_then(|()| scratch.write_all(b"\n"));
+        if let Err(e) = r {
+            self.error = Some(e);
+        }
     }
 }

@@ -36,7 +36,7 @@ impl Default for Config {
         Config {
             root: PathBuf::from("/"),
             deadline: Duration::from_secs(60),
-            max_bytes: 256 << 20,
+            max_bytes: 128 << 20,
             max_file_bytes: 16 << 20,
             read_timeout: Duration::from_millis(500),
             max_stuck: 16,
@@ -146,8 +146,10 @@ pub fn run(
     }
 
     let (writer, entries, bytes_read, stuck) = ctx.into_parts();
+    let bytes_stored = writer.stored_bytes();
+    let body = writer.finish_body().map_err(CollectError::Output)?;
     let (user, system, rss) = sys::rusage();
-    let mut manifest = Manifest {
+    let manifest = Manifest {
         format_version: manifest::FORMAT_VERSION,
         snap_version: env!("CARGO_PKG_VERSION").to_string(),
         host,
@@ -173,18 +175,14 @@ pub fn run(
             system_cpu_ms: system,
             peak_rss_kb: rss,
             bytes_read,
-            bytes_stored: writer.stored_bytes(),
-            bytes_written: writer.spooled_bytes(),
+            bytes_stored,
+            bytes_written: body.len(),
             nice,
             io_priority,
             stuck_reads: stuck as u64,
         },
     };
-    // The body is finished inside `finish`; its final compressed size is only known
-    // there, so the manifest reports the spool size seen just before.
-    let manifest_json = manifest.to_json();
-    let (_, total) = writer.finish(&manifest_json, out).map_err(CollectError::Output)?;
-    manifest.cost.bytes_written = total;
+    let (_, total) = body.write(&manifest.to_json(), out).map_err(CollectError::Output)?;
     Ok(Summary { manifest, bundle_bytes: total })
 }
 

@@ -29,7 +29,7 @@ pub struct Args {
     deadline: Duration,
     /// Byte budget: uncompressed bytes stored in the bundle at most. The destination
     /// must have this much room.
-    #[arg(long, default_value = "256M", value_parser = parse_size, value_name = "SIZE")]
+    #[arg(long, default_value = "128M", value_parser = parse_size, value_name = "SIZE")]
     max_bytes: u64,
     /// Per-file cap; longer files are stored cut and recorded as truncated.
     #[arg(long, default_value = "16M", value_parser = parse_size, value_name = "SIZE")]

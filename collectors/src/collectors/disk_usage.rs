@@ -316,10 +316,10 @@ impl Collector for DiskUsage {
         let full: Vec<String> =
             ctx.shared.filesystems.iter().filter(|f| qualifies(f)).map(|f| f.target.clone()).collect();
         let mounts: Vec<String> = ctx.shared.filesystems.iter().map(|f| f.target.clone()).collect();
-        let mut lines = Vec::new();
+        let mut lines = ctx.jsonl();
         for target in full {
             if let Err(stop) = ctx.check() {
-                ctx.store(names::DISK_USAGE, lines, started.elapsed());
+                ctx.store_jsonl(names::DISK_USAGE, lines, started.elapsed());
                 return Err(stop.into());
             }
             ctx.progress(&format!("disk usage of {target}"));
@@ -338,12 +338,9 @@ impl Collector for DiskUsage {
             cancel.store(true, Ordering::Relaxed);
             // A walker that panicked (a bug) may have poisoned the lock; its data stands.
             let found = std::mem::take(&mut *tally.lock().unwrap_or_else(|e| e.into_inner()));
-            for u in finish(&target, found, MAX_RECORDS) {
-                serde_json::to_writer(&mut lines, &u).expect("disk usage record serialises");
-                lines.push(b'\n');
-            }
+            finish(&target, found, MAX_RECORDS).iter().for_each(|u| lines.push(u));
         }
-        ctx.store(names::DISK_USAGE, lines, started.elapsed());
+        ctx.store_jsonl(names::DISK_USAGE, lines, started.elapsed());
         Ok(())
     }
 }

@@ -283,12 +283,9 @@ impl Collector for Filesystems {
         let listed = df_listed(&mounts, &probes);
         let records: Vec<Filesystem> =
             mounts.iter().zip(&probes).zip(&listed).zip(&times).map(|(((m, p), l), t)| record(m, p, *l, *t)).collect();
-        let mut lines = Vec::new();
-        for r in &records {
-            serde_json::to_writer(&mut lines, r).expect("filesystem record serialises");
-            lines.push(b'\n');
-        }
-        ctx.store(names::FILESYSTEMS, lines, started.elapsed());
+        let mut lines = ctx.jsonl();
+        records.iter().for_each(|r| lines.push(r));
+        ctx.store_jsonl(names::FILESYSTEMS, lines, started.elapsed());
         ctx.shared.filesystems = records;
         match stopped {
             Some(stop) => Err(stop.into()),

@@ -15,7 +15,7 @@ use snap_bundle::manifest::EntryStatus;
 use snap_bundle::names;
 use snap_bundle::scan::{OpenFile, SocketOwner};
 
-use crate::ctx::{read_capped, Ctx, ReadOutcome};
+use crate::ctx::{read_capped, Ctx, JsonLines, ReadOutcome};
 use crate::guard::{Pending, Progress, Stuck};
 use crate::{Collector, Halt};
 
@@ -75,9 +75,8 @@ impl Collector for Processes {
 
     fn collect(&self, ctx: &mut Ctx) -> Result<(), Halt> {
         let started = Instant::now();
-        let mut scan = Scan { users: users(ctx), lines: Vec::new() };
+        let mut scan = Scan { users: users(ctx), lines: ctx.jsonl() };
         let pids = list_pids(ctx);
-        scan.lines.reserve(pids.len() * 1024);
         let cap = ctx.limits().max_file_bytes;
         let environ = ctx.environ;
         let total = pids.len();
@@ -91,7 +90,7 @@ impl Collector for Processes {
             }
             if let Err(stop) = ctx.check() {
                 inflight.into_iter().for_each(|job| scan.finish(ctx, job));
-                ctx.store(names::OPEN_FILES, scan.lines, started.elapsed());
+                ctx.store_jsonl(names::OPEN_FILES, scan.lines, started.elapsed());
                 return Err(stop.into());
             }
             while !ctx.has_idle_worker() {
@@ -106,7 +105,7 @@ impl Collector for Processes {
             inflight.push_back(Job { pid, started: Instant::now(), capture: capture_sink, pending });
         }
         inflight.into_iter().for_each(|job| scan.finish(ctx, job));
-        ctx.store(names::OPEN_FILES, scan.lines, started.elapsed());
+        ctx.store_jsonl(names::OPEN_FILES, scan.lines, started.elapsed());
         Ok(())
     }
 }
@@ -122,7 +121,7 @@ struct Job {
 /// The open-file scan as it accumulates.
 struct Scan {
     users: HashMap<u32, String>,
-    lines: Vec<u8>,
+    lines: JsonLines,
 }
 
 impl Scan {
@@ -156,8 +155,7 @@ impl Scan {
                     fd: f.fd.parse().unwrap_or(0),
                 });
             }
-            serde_json::to_writer(&mut self.lines, &f).expect("open file serialises");
-            self.lines.push(b'\n');
+            self.lines.push(&f);
         }
     }
 }
@@ -348,6 +346,16 @@ fn open_file(link: &Path, fd: &str, fdinfo: Option<&PathBuf>) -> Option<OpenFile
         } else {
             f.offset = Some(0);
         }
+    }
+    if let Some(inode) = socket_inode(&target) {
+        // The link names the inode; a stat would only add sockfs's device. Sockets are
+        // most of the descriptors on a busy server, so the stat is worth saving.
+        f.kind = socket_kind(link).to_string();
+        f.inode = inode;
+        f.nlink = 1;
+        f.name.clone_from(&target);
+        f.target = target;
+        return Some(f);
     }
     match std::fs::metadata(link) {
         Ok(m) => {

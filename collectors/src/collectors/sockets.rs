@@ -45,30 +45,27 @@ impl Collector for Sockets {
         let items = TABLES.iter().map(|(host, _)| (host.to_string(), names::raw(host))).collect();
         let tables = ctx.copy_batch(items, true);
         let clk_tck = crate::sys::sysconf(libc::_SC_CLK_TCK).unwrap_or(100);
-        let mut sockets = Vec::new();
+        // Records are written as they are parsed: a busy server has tens of thousands.
+        let mut lines = ctx.jsonl();
         for (&(_, proto), (status, data)) in TABLES.iter().zip(&tables) {
             if !matches!(status, EntryStatus::Ok | EntryStatus::Truncated) {
                 continue;
             }
             let text = String::from_utf8_lossy(whole_lines(data));
-            match proto {
-                "unix" => sockets.extend(parse_unix(&text)),
-                _ => sockets.extend(parse_inet(&text, proto, clk_tck)),
+            let parsed: Box<dyn Iterator<Item = Socket>> = match proto {
+                "unix" => Box::new(parse_unix(&text)),
+                _ => Box::new(parse_inet(&text, proto, clk_tck)),
+            };
+            for mut s in parsed {
+                // Time-wait and request sockets have inode 0 and no owner.
+                if let Some(owners) = ctx.shared.socket_owners.get(&s.inode).filter(|_| s.inode != 0) {
+                    s.owners = owners.clone();
+                    s.owners.sort();
+                }
+                lines.push(&s);
             }
         }
-        // Time-wait and request sockets have inode 0 and no owner.
-        for s in sockets.iter_mut().filter(|s| s.inode != 0) {
-            if let Some(owners) = ctx.shared.socket_owners.get(&s.inode) {
-                s.owners = owners.clone();
-                s.owners.sort();
-            }
-        }
-        let mut lines = Vec::with_capacity(sockets.len() * 256);
-        for s in &sockets {
-            serde_json::to_writer(&mut lines, s).expect("socket serialises");
-            lines.push(b'\n');
-        }
-        ctx.store(names::SOCKETS, lines, started.elapsed());
+        ctx.store_jsonl(names::SOCKETS, lines, started.elapsed());
         Ok(())
     }
 }
@@ -135,8 +132,8 @@ pub fn parse_addr(field: &str) -> Option<(String, u16)> {
 
 /// Parses a /proc/net/{tcp,tcp6,udp,udp6,raw,raw6} table into records of `proto`.
 /// `clk_tck` is USER_HZ, the unit of `tm->when`. Headers and malformed lines are skipped.
-pub fn parse_inet(text: &str, proto: &str, clk_tck: u64) -> Vec<Socket> {
-    text.lines().filter_map(|l| parse_inet_line(l, proto, clk_tck)).collect()
+pub fn parse_inet<'a>(text: &'a str, proto: &'a str, clk_tck: u64) -> impl Iterator<Item = Socket> + 'a {
+    text.lines().filter_map(move |l| parse_inet_line(l, proto, clk_tck))
 }
 
 fn parse_inet_line(line: &str, proto: &str, clk_tck: u64) -> Option<Socket> {
@@ -179,8 +176,8 @@ const SO_ACCEPTCON: u32 = 0x10000;
 
 /// Parses /proc/net/unix into records (proto `unix`). The kernel gives no uid and no
 /// queue sizes here; those stay 0. Headers and malformed lines are skipped.
-pub fn parse_unix(text: &str) -> Vec<Socket> {
-    text.lines().filter_map(parse_unix_line).collect()
+pub fn parse_unix(text: &str) -> impl Iterator<Item = Socket> + '_ {
+    text.lines().filter_map(parse_unix_line)
 }
 
 /// Takes the next space-separated field off the front of `s`.
@@ -253,7 +250,7 @@ mod tests {
 
     #[test]
     fn tcp_table_from_this_vm() {
-        let s = parse_inet(TCP, "tcp", 100);
+        let s = parse_inet(TCP, "tcp", 100).collect::<Vec<_>>();
         assert_eq!(s.len(), 6);
         let listen = &s[0];
         assert_eq!((listen.local_addr.as_str(), listen.local_port), ("127.0.0.1", 45715));
@@ -278,7 +275,7 @@ mod tests {
 
     #[test]
     fn tcp6_table_from_this_vm() {
-        let s = parse_inet(TCP6, "tcp6", 100);
+        let s = parse_inet(TCP6, "tcp6", 100).collect::<Vec<_>>();
         assert_eq!(s.len(), 3);
         assert_eq!((s[0].proto.as_str(), s[0].local_addr.as_str(), s[0].local_port), ("tcp6", "::1", 45891));
         assert_eq!((s[1].local_addr.as_str(), s[1].remote_addr.as_str()), ("::", "::"));
@@ -296,7 +293,7 @@ mod tests {
 
     #[test]
     fn tcp6_from_the_corpus() {
-        let s = parse_inet(TCP6_CORPUS, "tcp6", 100);
+        let s = parse_inet(TCP6_CORPUS, "tcp6", 100).collect::<Vec<_>>();
         assert_eq!((s[0].local_addr.as_str(), s[0].local_port), ("::ffff:10.0.0.121", 8201));
         assert_eq!((s[0].remote_addr.as_str(), s[0].remote_port), ("::ffff:10.0.0.112", 52162));
         assert_eq!((s[0].state.as_str(), s[0].timer.as_str(), s[0].timer_secs), ("ESTABLISHED", "keepalive", 3.1));
@@ -310,7 +307,7 @@ mod tests {
 
     #[test]
     fn syn_sent_with_retransmissions_from_this_vm() {
-        let s = &parse_inet(SYN_SENT, "tcp", 100)[0];
+        let s = &parse_inet(SYN_SENT, "tcp", 100).collect::<Vec<_>>()[0];
         assert_eq!((s.remote_addr.as_str(), s.remote_port, s.state.as_str()), ("10.9.9.2", 80, "SYN_SENT"));
         assert_eq!((s.timer.as_str(), s.timer_secs, s.retransmits, s.send_q), ("on", 0.56, 3, 1));
     }
@@ -325,11 +322,11 @@ mod tests {
 
     #[test]
     fn udp_and_raw_from_this_vm() {
-        let u = parse_inet(UDP, "udp", 100);
+        let u = parse_inet(UDP, "udp", 100).collect::<Vec<_>>();
         assert_eq!(u.len(), 2);
         assert_eq!((u[0].local_port, u[0].state.as_str(), u[0].recv_q), (51143, "CLOSE", 832));
         assert_eq!((u[1].state.as_str(), u[1].remote_port, u[1].inode), ("ESTABLISHED", 51143, 20218));
-        let r = parse_inet(RAW, "raw", 100);
+        let r = parse_inet(RAW, "raw", 100).collect::<Vec<_>>();
         assert_eq!((r[0].proto.as_str(), r[0].local_port, r[0].inode), ("raw", 1, 20220));
     }
 
@@ -347,7 +344,7 @@ mod tests {
 
     #[test]
     fn unix_table_from_this_vm() {
-        let s = parse_unix(UNIX);
+        let s = parse_unix(UNIX).collect::<Vec<_>>();
         let view: Vec<_> =
             s.iter().map(|s| (s.socket_type.as_str(), s.state.as_str(), s.inode, s.path.as_str())).collect();
         assert_eq!(
@@ -369,23 +366,24 @@ mod tests {
         let bad = "garbage\n\n   0: 0100007F:B293\n   1: 0100007F:ZZZZ 00000000:0000 0A 0:0 00:0 0 0 0 1\n   \
                    2: 01007F:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000 0 0 5\n   \
                    3: 0100007F:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000 0 0 x\n\u{0}\u{7f}:\n";
-        assert!(parse_inet(bad, "tcp", 100).is_empty());
-        assert!(parse_inet(&TCP6[..150], "tcp6", 100).is_empty());
+        assert!(parse_inet(bad, "tcp", 100).collect::<Vec<_>>().is_empty());
+        assert!(parse_inet(&TCP6[..150], "tcp6", 100).collect::<Vec<_>>().is_empty());
         let bad_unix = "0000: 1 2\nzz: 00000002 00000000 00010000 0001 01 1\n0000:  00000002 0 0 1 1 \nNum: x\n";
-        assert!(parse_unix(bad_unix).is_empty());
+        assert!(parse_unix(bad_unix).collect::<Vec<_>>().is_empty());
         // Broken on purpose by prometheus/procfs (../shared/corpus/proc/prometheus-procfs-
         // fixtures/proc/net/udp_broken and unix_without_inode).
         assert!(parse_inet("  sl  local_address rem_address   st\n   1: 00000000:0016 00000000:0000 0A\n", "udp", 100)
+            .collect::<Vec<_>>()
             .is_empty());
         let no_inode = "0000000000000000: 00000002 00000000 00010000 0001 01 /var/run/postgresql/.s.PGSQL.5432
 0000000000000000: 00000003 00000000 00000000 0001 03
 ";
-        assert!(parse_unix(no_inode).is_empty());
+        assert!(parse_unix(no_inode).collect::<Vec<_>>().is_empty());
         // Every prefix of the real tables parses without panicking.
         for t in [TCP, TCP6, UDP, UNIX] {
             for i in (0..t.len()).filter(|&i| t.is_char_boundary(i)) {
-                parse_inet(&t[..i], "tcp", 0);
-                parse_unix(&t[..i]);
+                parse_inet(&t[..i], "tcp", 0).collect::<Vec<_>>();
+                parse_unix(&t[..i]).collect::<Vec<_>>();
             }
         }
     }
@@ -397,7 +395,7 @@ mod tests {
         assert_eq!(whole_lines(b"abc"), b"");
         // Cut inside the last inode: the record is dropped rather than given inode 20.
         let cut = &TCP.as_bytes()[..TCP.find("20207").unwrap() + 2];
-        let s = parse_inet(std::str::from_utf8(whole_lines(cut)).unwrap(), "tcp", 100);
+        let s = parse_inet(std::str::from_utf8(whole_lines(cut)).unwrap(), "tcp", 100).collect::<Vec<_>>();
         assert_eq!(s.len(), 5);
     }
 
@@ -405,6 +403,6 @@ mod tests {
     fn an_expired_timer_from_an_old_kernel_reads_as_zero() {
         // Constructed: the SYN_SENT line above as such a kernel printed it once expired.
         let line = SYN_SENT.replace("01:00000038", "01:FFFFFFFFFFFFFFF6");
-        assert_eq!(parse_inet(&line, "tcp", 100)[0].timer_secs, 0.0);
+        assert_eq!(parse_inet(&line, "tcp", 100).collect::<Vec<_>>()[0].timer_secs, 0.0);
     }
 }
