@@ -553,6 +553,13 @@ fn unprivileged_user_still_gets_a_bundle() {
     assert!(m.entries.iter().filter(|e| e.status == EntryStatus::Ok).count() > 100);
     assert!(bundle.read("proc/loadavg").unwrap().is_some());
 
+    // As lsof does for a non-root user, the open-file scan says that this root-owned
+    // process's descriptors could not be listed, rather than silently omitting them.
+    let files = bundle.read(snap_bundle::names::OPEN_FILES).unwrap().expect("open-file scan");
+    let files = snap_bundle::scan::parse_jsonl::<snap_bundle::scan::OpenFile>(&files).unwrap();
+    let nofd = files.iter().find(|f| f.pid == me && f.fd == "NOFD").expect("a NOFD line for the test process");
+    assert_eq!(nofd.target, format!("/proc/{me}/fd (opendir: Permission denied)"));
+
     // The kernel log collector ran and said how it went, whatever that was.
     let klog = m.collectors.iter().find(|c| c.name == "kernel_log").expect("kernel_log recorded");
     assert!(

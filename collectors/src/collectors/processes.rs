@@ -228,9 +228,16 @@ fn capture(proc_dir: &Path, pid: u32, opts: (u64, bool), cache: &StatCache, p: &
     }
     let fd_dir = proc_dir.join("fd");
     p.step(&host("fd"));
-    let mut fds: Vec<u32> = std::fs::read_dir(&fd_dir)
-        .map(|rd| rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
-        .unwrap_or_default();
+    let mut fds: Vec<u32> = match std::fs::read_dir(&fd_dir) {
+        Ok(rd) => rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect(),
+        Err(e) => {
+            // As lsof does, say that the descriptors could not be listed (a non-root run).
+            if e.kind() != std::io::ErrorKind::NotFound {
+                sink.lock().expect("capture lock").open_files.push(unreadable("NOFD", &host("fd"), "opendir", &e));
+            }
+            Vec::new()
+        }
+    };
     fds.sort_unstable();
     for fd in fds {
         p.step(&host(&format!("fd/{fd}")));
@@ -320,8 +327,34 @@ fn mapped_file(proc_dir: &Path, m: Mapping, cache: &StatCache) -> OpenFile {
 }
 
 /// Describes one open file from its /proc link; None when it vanished meanwhile.
+/// A line for something that could not be read, as lsof prints one
+/// (`cwd unknown /proc/1/cwd (readlink: Permission denied)`).
+fn unreadable(fd: &str, host_path: &str, call: &str, e: &std::io::Error) -> OpenFile {
+    let text = e.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text).to_string();
+    let target = format!("{host_path} ({call}: {text})");
+    OpenFile {
+        fd: fd.to_string(),
+        kind: "unknown".into(),
+        name: target.clone(),
+        target,
+        error: Some(text),
+        ..Default::default()
+    }
+}
+
 fn open_file(link: &Path, fd: &str, fdinfo: Option<&PathBuf>) -> Option<OpenFile> {
-    let target = std::fs::read_link(link).ok()?.to_string_lossy().into_owned();
+    let target = match std::fs::read_link(link) {
+        Ok(t) => t.to_string_lossy().into_owned(),
+        // A descriptor closed meanwhile, or a kernel thread without an executable.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound || fdinfo.is_some() => return None,
+        Err(e) => {
+            let shown = link.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let pid =
+                link.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            return Some(unreadable(fd, &format!("/proc/{pid}/{shown}"), "readlink", &e));
+        }
+    };
     let mut f = OpenFile { fd: fd.to_string(), ..Default::default() };
     if let Some(info) = fdinfo {
         // The link's own permission bits carry the descriptor's access mode.
