@@ -23,6 +23,9 @@ pub struct Manifest {
     pub kernel_log_source: Option<String>,
     /// The sampling window: one record per sample taken.
     pub samples: Vec<SampleRecord>,
+    /// The packet capture window, when one was attempted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture: Option<CaptureRecord>,
     /// One record per collector that ran.
     pub collectors: Vec<CollectorRecord>,
     /// One record per attempted entry.
@@ -81,6 +84,50 @@ pub struct Options {
 pub struct SampleRecord {
     pub index: usize,
     pub clocks: Clocks,
+}
+
+/// What the packet capture did: its settings, its bounds and the kernel's counters.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct CaptureRecord {
+    /// `ok`, `denied` (no CAP_NET_RAW), `failed`, `timed_out`, or `truncated` when a
+    /// packet or byte bound (not time) ended it.
+    pub status: EntryStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Interfaces captured; empty means all.
+    pub interfaces: Vec<String>,
+    /// The filter expression as given (tcpdump syntax), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// What compiled the filter: `libpcap.so.1`, `libpcap.so.0.8` or `tcpdump -ddd`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter_compiler: Option<String>,
+    /// Bytes kept per packet, link header included.
+    pub snaplen: u32,
+    /// Whether whole packets were asked for (`--payload`).
+    pub payload: bool,
+    /// pcap link type of the file (113 = LINUX_SLL).
+    pub linktype: u32,
+    /// Packets that passed the filter (the kernel's PACKET_STATISTICS tp_packets,
+    /// without loopback's outgoing copies).
+    pub packets_seen: u64,
+    /// Packets written to the file.
+    pub packets_captured: u64,
+    /// Packets the kernel dropped because the ring was full (tp_drops).
+    pub packets_dropped: u64,
+    /// Size of the pcap file.
+    pub bytes: u64,
+    pub max_packets: u64,
+    pub max_bytes: u64,
+    /// The time bound asked for, and how long the capture really ran.
+    pub seconds: f64,
+    pub duration_ms: u64,
+    /// What ended it: `time`, `packets`, `bytes`, `deadline`, `interrupted` or `error`.
+    pub stopped_by: String,
+    /// CLOCK_REALTIME at the start and end of the capture, as the packet timestamps.
+    pub start_realtime_ns: u64,
+    pub end_realtime_ns: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

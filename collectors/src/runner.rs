@@ -166,6 +166,7 @@ pub fn run(
             root: cfg.root.display().to_string(),
         },
         kernel_log_source,
+        capture: None,
         samples,
         collectors: records,
         entries,
