@@ -312,16 +312,30 @@ impl Ctx {
     /// Stores a finished `.jsonl` scan within the byte budget. A write error while it
     /// was built (a full disk) stops the run like any other output failure.
     pub fn store_jsonl(&mut self, entry: &str, lines: JsonLines, duration: Duration) -> EntryStatus {
+        match (lines.scratch, lines.error) {
+            (Some(s), None) => self.store_scratch(entry, s, duration),
+            (_, e) => {
+                self.fatal.get_or_insert(e.unwrap_or_else(|| io::Error::other("scan buffer missing")));
+                EntryStatus::Failed
+            }
+        }
+    }
+
+    /// A scratch buffer for a large entry built elsewhere (the packet capture).
+    pub fn scratch(&mut self) -> io::Result<Scratch> {
+        self.writer.scratch()
+    }
+
+    /// Bytes the budget still allows.
+    pub fn budget_left(&self) -> u64 {
+        self.limits.max_bytes.saturating_sub(self.writer.stored_bytes())
+    }
+
+    /// Stores a scratch buffer as one entry within the byte budget.
+    pub fn store_scratch(&mut self, entry: &str, scratch: Scratch, duration: Duration) -> EntryStatus {
         if self.fatal.is_some() {
             return EntryStatus::Failed;
         }
-        let scratch = match (lines.scratch, lines.error) {
-            (Some(s), None) => s,
-            (_, e) => {
-                self.fatal = Some(e.unwrap_or_else(|| io::Error::other("scan buffer missing")));
-                return EntryStatus::Failed;
-            }
-        };
         let len = scratch.len();
         let left = self.limits.max_bytes.saturating_sub(self.writer.stored_bytes());
         let (status, message) = if len > left {

@@ -5,6 +5,7 @@
 //! nothing outside its collector root (`/` unless a test gives another), loads no
 //! kernel modules and needs no netlink diag sockets.
 
+pub mod capture;
 pub mod collectors;
 pub mod ctx;
 pub mod guard;

@@ -11,7 +11,7 @@ use snap_bundle::manifest::{self, CollectorRecord, Cost, EntryStatus, Manifest, 
 use snap_bundle::BundleWriter;
 
 use crate::ctx::{Ctx, Limits, Stop};
-use crate::{collectors, host, sys, window, Halt};
+use crate::{capture, collectors, host, sys, window, Halt};
 
 /// What the user asked for.
 #[derive(Debug, Clone)]
@@ -29,6 +29,8 @@ pub struct Config {
     pub interval: Duration,
     pub environ: bool,
     pub low_priority: bool,
+    /// The packet capture during the window; None for `--no-capture`.
+    pub capture: Option<capture::window::Settings>,
 }
 
 impl Default for Config {
@@ -45,6 +47,7 @@ impl Default for Config {
             interval: Duration::from_secs(1),
             environ: false,
             low_priority: true,
+            capture: None,
         }
     }
 }
@@ -127,11 +130,23 @@ pub fn run(
 
     let t = Instant::now();
     let before = ctx.record_count();
-    let (samples, status, message) = match window::run(&mut ctx, cfg.window, cfg.interval) {
+    let running = cfg.capture.as_ref().filter(|c| !c.seconds.is_zero()).map(|c| {
+        ctx.progress("capture starting");
+        capture::window::start(&mut ctx, c)
+    });
+    let sampled = window::run(&mut ctx, cfg.window, cfg.interval);
+    let capture = running.map(|r| match r {
+        Ok(r) => wait_for_capture(&mut ctx, r),
+        Err(record) => *record,
+    });
+    let (samples, status, message) = match sampled {
         Ok(s) => (s, EntryStatus::Ok, None),
         Err((s, Stop::Deadline)) => (s, EntryStatus::TimedOut, Some("cut short: overall deadline reached".into())),
         Err((_, stop)) => return Err(stop_error(stop)),
     };
+    if let Err(Stop::Interrupted) = ctx.check() {
+        return Err(CollectError::Interrupted);
+    }
     let added = ctx.records_since(before);
     records.push(CollectorRecord {
         name: "window".into(),
@@ -166,7 +181,7 @@ pub fn run(
             root: cfg.root.display().to_string(),
         },
         kernel_log_source,
-        capture: None,
+        capture,
         samples,
         collectors: records,
         entries,
@@ -185,6 +200,26 @@ pub fn run(
     };
     let (_, total) = body.write(&manifest.to_json(), out).map_err(CollectError::Output)?;
     Ok(Summary { manifest, bundle_bytes: total })
+}
+
+/// Lets the capture run to its own bound (it may outlast the window), ending it early
+/// on Ctrl-C or at the deadline.
+fn wait_for_capture(ctx: &mut Ctx, running: capture::window::Running) -> manifest::CaptureRecord {
+    let mut cut = None;
+    while !running.is_finished() {
+        if let Err(stop) = ctx.check() {
+            running.stop();
+            cut = Some(if matches!(stop, Stop::Deadline) { "deadline" } else { "interrupted" });
+            break;
+        }
+        ctx.progress("capture: finishing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut record = capture::window::finish(ctx, running);
+    if let (Some(why), "interrupted") = (cut, record.stopped_by.as_str()) {
+        record.stopped_by = why.into();
+    }
+    record
 }
 
 fn stop_error(s: Stop) -> CollectError {

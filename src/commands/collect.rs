@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use snap_bundle::{time, AtomicOutput};
+use snap_collectors::capture::filter;
+use snap_collectors::capture::window::Settings;
 use snap_collectors::{CollectError, Config};
 
 use crate::exit;
@@ -46,12 +48,80 @@ pub struct Args {
     /// No progress on stderr.
     #[arg(short, long)]
     quiet: bool,
+    #[command(flatten)]
+    capture: CaptureArgs,
     /// Collector root, for tests: read `<ROOT>/proc` instead of `/proc`, and so on.
     #[arg(long, hide = true, default_value = "/")]
     root: PathBuf,
 }
 
+/// The packet capture taken during the sampling window.
+#[derive(clap::Args)]
+#[command(next_help_heading = "Packet capture")]
+struct CaptureArgs {
+    /// No packet capture.
+    #[arg(long)]
+    no_capture: bool,
+    /// How long to capture (default: the sampling window).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    capture_seconds: Option<Duration>,
+    /// Interface to capture on (repeatable; default: all).
+    #[arg(long = "iface", value_name = "NAME")]
+    ifaces: Vec<String>,
+    /// tcpdump filter expression, e.g. `port 80 and host 10.1.1.1` (needs libpcap or tcpdump).
+    #[arg(long, value_name = "EXPR")]
+    filter: Option<String>,
+    /// Bytes kept per packet, the 16-byte link header included: headers only by default.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(64..=262_144), conflicts_with = "payload")]
+    snaplen: u32,
+    /// Keep whole packets (they may hold secrets).
+    #[arg(long)]
+    payload: bool,
+    /// Stop capturing after this many packets.
+    #[arg(long, default_value_t = 200_000, value_name = "N")]
+    max_packets: u64,
+    /// Stop capturing before the file exceeds this size.
+    #[arg(long, default_value = "32M", value_parser = parse_size, value_name = "SIZE")]
+    max_capture_bytes: u64,
+}
+
+/// The full-packet snaplen of tcpdump and libpcap.
+const PAYLOAD_SNAPLEN: u32 = 262_144;
+
+impl CaptureArgs {
+    /// The capture settings, with the filter compiled now so that a bad expression is
+    /// refused before anything is collected.
+    fn settings(&self, window: Duration) -> Result<Option<Settings>, String> {
+        if self.no_capture {
+            return Ok(None);
+        }
+        let snaplen = if self.payload { PAYLOAD_SNAPLEN } else { self.snaplen };
+        let compiled = match &self.filter {
+            Some(expr) => Some(filter::compile(expr, snaplen).map_err(|e| format!("--filter {expr:?}: {e}"))?),
+            None => None,
+        };
+        Ok(Some(Settings {
+            interfaces: self.ifaces.clone(),
+            filter: self.filter.clone(),
+            filter_compiler: compiled.as_ref().map(|c| c.compiler.clone()),
+            program: compiled.map(|c| c.program),
+            snaplen,
+            payload: self.payload,
+            max_packets: self.max_packets,
+            max_bytes: self.max_capture_bytes,
+            seconds: self.capture_seconds.unwrap_or(window),
+        }))
+    }
+}
+
 pub fn run(a: Args) -> u8 {
+    let capture = match a.capture.settings(a.window) {
+        Ok(c) => c,
+        Err(m) => {
+            eprintln!("snap: {m}");
+            return exit::BAD_INPUT;
+        }
+    };
     let cfg = Config {
         root: a.root.clone(),
         deadline: a.deadline,
@@ -62,6 +132,7 @@ pub fn run(a: Args) -> u8 {
         interval: a.interval.max(Duration::from_millis(10)),
         environ: a.environ,
         low_priority: !a.no_nice,
+        capture,
         ..Config::default()
     };
     let interrupt = Arc::new(AtomicBool::new(false));

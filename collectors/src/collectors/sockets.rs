@@ -382,8 +382,8 @@ mod tests {
         // Every prefix of the real tables parses without panicking.
         for t in [TCP, TCP6, UDP, UNIX] {
             for i in (0..t.len()).filter(|&i| t.is_char_boundary(i)) {
-                parse_inet(&t[..i], "tcp", 0).collect::<Vec<_>>();
-                parse_unix(&t[..i]).collect::<Vec<_>>();
+                parse_inet(&t[..i], "tcp", 0).for_each(drop);
+                parse_unix(&t[..i]).for_each(drop);
             }
         }
     }
