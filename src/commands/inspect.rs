@@ -139,6 +139,37 @@ fn text(bundle: &Bundle, names: &[String], all: bool) {
     );
     println!("kernel log  {}", clean(m.kernel_log_source.as_deref().unwrap_or("not collected")));
     println!("samples     {}", m.samples.len());
+    match &m.capture {
+        None => println!("capture     not attempted"),
+        Some(c) => {
+            let ifaces = if c.interfaces.is_empty() {
+                "all interfaces".to_string()
+            } else {
+                clean(&c.interfaces.join(", ")).into()
+            };
+            let filter = match (&c.filter, &c.filter_compiler) {
+                (Some(f), Some(by)) => format!("filter `{}` (compiled by {})", clean(f), clean(by)),
+                (Some(f), None) => format!("filter `{}`", clean(f)),
+                _ => "no filter".to_string(),
+            };
+            println!(
+                "capture     {}: {} packets captured of {} seen, {} dropped by the kernel, {}; {}; {}; snaplen {}{}; \
+                 {:.1} s, stopped by {}{}",
+                c.status.as_str(),
+                c.packets_captured,
+                c.packets_seen,
+                c.packets_dropped,
+                human_bytes(c.bytes),
+                ifaces,
+                filter,
+                c.snaplen,
+                if c.payload { " (payload)" } else { "" },
+                c.duration_ms as f64 / 1000.0,
+                clean(&c.stopped_by),
+                c.message.as_deref().map(|m| format!(" ({})", clean(m))).unwrap_or_default()
+            );
+        }
+    }
     let counts: Vec<String> = status_counts(bundle).iter().map(|(k, v)| format!("{k} {v}")).collect();
     println!("entries     {} in the archive; attempted: {}", names.len(), counts.join(", "));
     println!();

@@ -142,14 +142,11 @@ pub fn finish(ctx: &mut Ctx, r: Running) -> CaptureRecord {
     record.duration_ms = stats.duration.as_millis() as u64;
     record.start_realtime_ns = stats.start_realtime_ns;
     record.end_realtime_ns = stats.end_realtime_ns;
-    let (stopped_by, status) = match stats.stopped_by {
-        StopReason::Time => ("time", EntryStatus::Ok),
-        StopReason::Packets => ("packets", EntryStatus::Truncated),
-        StopReason::Bytes => ("bytes", EntryStatus::Truncated),
-        StopReason::Interrupted => ("interrupted", EntryStatus::Ok),
+    record.stopped_by = stats.stopped_by.as_str().into();
+    record.status = match stats.stopped_by {
+        StopReason::Packets | StopReason::Bytes => EntryStatus::Truncated,
+        StopReason::Time | StopReason::Interrupted => EntryStatus::Ok,
     };
-    record.stopped_by = stopped_by.into();
-    record.status = status;
     if !stats.notes.is_empty() {
         record.message = Some(stats.notes.join("; "));
     }
