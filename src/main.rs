@@ -25,6 +25,10 @@ enum Command {
     Collect(commands::collect::Args),
     /// Show what a bundle holds: host facts, entries and their statuses, cost.
     Inspect(commands::inspect::Args),
+    /// Findings with evidence and advice, from a bundle or the live host.
+    Analyze(commands::analyze::Args),
+    /// Every analysis rule: what it detects, its thresholds and why.
+    Rules,
 }
 
 /// Exit codes shared by every command.
@@ -46,6 +50,8 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Collect(a) => commands::collect::run(a),
         Command::Inspect(a) => commands::inspect::run(a),
+        Command::Analyze(a) => commands::analyze::run(a),
+        Command::Rules => commands::analyze::rules(),
     };
     ExitCode::from(code)
 }

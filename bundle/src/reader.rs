@@ -138,6 +138,10 @@ impl Bundle {
             // A FIFO or device would block or never end.
             return Err(BundleError::NotABundle { path: path.into() });
         };
+        Bundle::with_source(path, source, limits)
+    }
+
+    fn with_source(path: &Path, source: Source, limits: Limits) -> Result<Bundle, BundleError> {
         let mut bundle = Bundle { path: path.to_path_buf(), source, manifest: None, limits };
         if let Some(bytes) = bundle.read(names::MANIFEST)? {
             let manifest = Manifest::from_json(&bytes).map_err(|e| BundleError::BadContent {
@@ -148,6 +152,14 @@ impl Bundle {
             bundle.manifest = Some(manifest);
         }
         Ok(bundle)
+    }
+
+    /// A bundle held in memory (`snap analyze --live` collects into one); `label` names
+    /// it in errors.
+    pub fn from_bytes(label: &Path, bytes: &[u8]) -> Result<Bundle, BundleError> {
+        let limits = Limits::default();
+        let source = Source::Archive(read_archive_from(label, bytes, &limits)?);
+        Bundle::with_source(label, source, limits)
     }
 
     pub fn path(&self) -> &Path {
@@ -246,13 +258,20 @@ fn walk_dir(root: &Path, _prefix: &str, out: &mut Vec<String>, max: usize) -> io
 
 fn read_archive(path: &Path, limits: &Limits) -> Result<BTreeMap<String, Vec<u8>>, BundleError> {
     let file = File::open(path).map_err(|source| BundleError::Open { path: path.into(), source })?;
-    let mut magic = [0u8; 4];
-    let n = (&file).read(&mut magic).map_err(|source| BundleError::Open { path: path.into(), source })?;
-    if n < 4 || magic != ZSTD_MAGIC {
+    read_archive_from(path, BufReader::new(file), limits)
+}
+
+/// Reads a `.tar.zst` from any reader; `path` names it in errors.
+fn read_archive_from<R: io::BufRead>(
+    path: &Path,
+    mut reader: R,
+    limits: &Limits,
+) -> Result<BTreeMap<String, Vec<u8>>, BundleError> {
+    let magic = reader.fill_buf().map_err(|source| BundleError::Open { path: path.into(), source })?;
+    if magic.len() < 4 || magic[..4] != ZSTD_MAGIC {
         return Err(BundleError::NotABundle { path: path.into() });
     }
-    let file = File::open(path).map_err(|source| BundleError::Open { path: path.into(), source })?;
-    let decoder = zstd::stream::read::Decoder::new(BufReader::new(file)).map_err(|e| BundleError::Corrupt {
+    let decoder = zstd::stream::read::Decoder::with_buffer(reader).map_err(|e| BundleError::Corrupt {
         path: path.into(),
         after: None,
         detail: e.to_string(),

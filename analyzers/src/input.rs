@@ -1,0 +1,167 @@
+//! What rules read: a bundle's entries, parsed on demand with the same parsers for
+//! every source, and the reasons a rule cannot run.
+//!
+//! Raw /proc formats are parsed with procfs-core, given the captured page size and
+//! clock ticks; snap's own scans with the bundle's record types. An absent entry is
+//! [`Skip::Missing`] (the rule is "not evaluated"), an unreadable one [`Skip::Bad`]
+//! (the rule "failed"), so one broken file never costs more than the rules reading it.
+
+use std::cell::OnceCell;
+
+use snap_bundle::manifest::Manifest;
+use snap_bundle::scan::{self, Filesystem, OpenFile, Socket};
+use snap_bundle::{names, Bundle};
+
+/// Why a rule could not produce its verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skip {
+    /// These entries are absent: the rule is not evaluated.
+    Missing(Vec<String>),
+    /// This entry is present but unusable: the rule failed.
+    Bad { entry: String, detail: String },
+}
+
+impl Skip {
+    pub fn missing(entry: &str) -> Skip {
+        Skip::Missing(vec![entry.to_string()])
+    }
+
+    pub fn bad(entry: &str, detail: impl std::fmt::Display) -> Skip {
+        Skip::Bad { entry: entry.to_string(), detail: detail.to_string() }
+    }
+}
+
+pub type Need<T> = Result<T, Skip>;
+
+/// Host facts with the defaults of the collecting machine's kind when unknown.
+#[derive(Debug, Clone, Copy)]
+pub struct SystemInfo {
+    pub page_size: u64,
+    pub clock_ticks: u64,
+    pub boot_time: u64,
+}
+
+/// A bundle as the rules see it.
+pub struct Input<'a> {
+    bundle: &'a Bundle,
+    filesystems: OnceCell<Need<Vec<Filesystem>>>,
+    open_files: OnceCell<Need<Vec<OpenFile>>>,
+    sockets: OnceCell<Need<Vec<Socket>>>,
+}
+
+impl<'a> Input<'a> {
+    pub fn new(bundle: &'a Bundle) -> Input<'a> {
+        Input { bundle, filesystems: OnceCell::new(), open_files: OnceCell::new(), sockets: OnceCell::new() }
+    }
+
+    pub fn manifest(&self) -> Option<&Manifest> {
+        self.bundle.manifest()
+    }
+
+    /// The raw bytes of an entry.
+    pub fn raw(&self, entry: &str) -> Need<Vec<u8>> {
+        match self.bundle.read(entry) {
+            Ok(Some(b)) => Ok(b),
+            Ok(None) => Err(Skip::missing(entry)),
+            Err(e) => Err(Skip::bad(entry, e)),
+        }
+    }
+
+    /// An entry as text (invalid UTF-8 replaced).
+    pub fn text(&self, entry: &str) -> Need<String> {
+        self.raw(entry).map(|b| String::from_utf8_lossy(&b).into_owned())
+    }
+
+    /// Whether the bundle holds an entry.
+    pub fn has(&self, entry: &str) -> bool {
+        matches!(self.bundle.read(entry), Ok(Some(_)))
+    }
+
+    /// Names of all entries (sorted).
+    pub fn entries(&self) -> Vec<String> {
+        self.bundle.entries().unwrap_or_default()
+    }
+
+    /// Page size, clock ticks and boot time from the manifest, or the usual x86_64 values.
+    pub fn system_info(&self) -> SystemInfo {
+        let h = self.manifest().map(|m| &m.host);
+        let page_size = h.map(|h| h.page_size).filter(|v| *v > 0).unwrap_or(4096);
+        let clock_ticks = h.map(|h| h.clock_ticks).filter(|v| *v > 0).unwrap_or(100);
+        let boot_time = h.map(|h| h.boot_time).unwrap_or(0);
+        SystemInfo { page_size, clock_ticks, boot_time }
+    }
+
+    /// Online CPUs: the manifest, else /sys's online list, else /proc/stat's cpuN lines.
+    pub fn online_cpus(&self) -> Need<u32> {
+        if let Some(n) = self.manifest().map(|m| m.host.online_cpus).filter(|n| *n > 0) {
+            return Ok(n);
+        }
+        if let Ok(list) = self.text("sys/devices/system/cpu/online") {
+            if let Some(n) = count_cpu_list(&list) {
+                return Ok(n);
+            }
+        }
+        let stat = self.text("proc/stat")?;
+        let n = stat
+            .lines()
+            .filter(|l| l.strip_prefix("cpu").is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit())))
+            .count() as u32;
+        if n == 0 {
+            return Err(Skip::bad("proc/stat", "no per-CPU lines"));
+        }
+        Ok(n)
+    }
+
+    /// `df` and `df -i` figures per mount.
+    pub fn filesystems(&self) -> Need<&[Filesystem]> {
+        self.filesystems.get_or_init(|| self.jsonl(names::FILESYSTEMS)).as_deref().map_err(Clone::clone)
+    }
+
+    /// The lsof-equivalent scan.
+    pub fn open_files(&self) -> Need<&[OpenFile]> {
+        self.open_files.get_or_init(|| self.jsonl(names::OPEN_FILES)).as_deref().map_err(Clone::clone)
+    }
+
+    /// The netstat-equivalent scan.
+    pub fn sockets(&self) -> Need<&[Socket]> {
+        self.sockets.get_or_init(|| self.jsonl(names::SOCKETS)).as_deref().map_err(Clone::clone)
+    }
+
+    fn jsonl<T: serde::de::DeserializeOwned>(&self, entry: &str) -> Need<Vec<T>> {
+        let bytes = self.raw(entry)?;
+        scan::parse_jsonl(&bytes).map_err(|e| Skip::bad(entry, e))
+    }
+
+    /// Pids with a `proc/<pid>/stat` entry, ascending.
+    pub fn pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = self
+            .entries()
+            .iter()
+            .filter_map(|e| e.strip_prefix("proc/")?.strip_suffix("/stat")?.parse().ok())
+            .collect();
+        pids.sort_unstable();
+        pids
+    }
+
+    /// A process's stat, parsed by procfs-core.
+    pub fn process_stat(&self, pid: u32) -> Need<procfs_core::process::Stat> {
+        let entry = format!("proc/{pid}/stat");
+        let bytes = self.raw(&entry)?;
+        <procfs_core::process::Stat as procfs_core::FromRead>::from_read(&bytes[..]).map_err(|e| Skip::bad(&entry, e))
+    }
+}
+
+/// Counts the CPUs of a list like `0-3,8,10-11`.
+pub fn count_cpu_list(list: &str) -> Option<u32> {
+    let mut n = 0u32;
+    for part in list.trim().split(',').filter(|p| !p.is_empty()) {
+        n = n.checked_add(match part.split_once('-') {
+            Some((a, b)) => b.trim().parse::<u32>().ok()?.checked_sub(a.trim().parse::<u32>().ok()?)? + 1,
+            None => {
+                part.trim().parse::<u32>().ok()?;
+                1
+            }
+        })?;
+    }
+    (n > 0).then_some(n)
+}

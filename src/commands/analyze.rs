@@ -1,0 +1,212 @@
+//! `snap analyze`: findings with evidence and advice, as text, JSON or Markdown.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use snap_analyzers::{Finding, Report, RuleStatus, Severity};
+use snap_bundle::Bundle;
+
+use crate::exit;
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Markdown,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum FailOn {
+    Warning,
+    Critical,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A bundle: .tar.zst archive or directory (even a partial one without manifest).
+    #[arg(required_unless_present = "live")]
+    bundle: Option<PathBuf>,
+    /// Analyze the running host (collected in memory, nothing written).
+    #[arg(long, conflicts_with = "bundle")]
+    live: bool,
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// Exit with status 1 when a finding at or above this severity exists.
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    fail_on: Option<FailOn>,
+}
+
+pub fn run(a: Args) -> u8 {
+    let bundle = match &a.bundle {
+        Some(p) => Bundle::open(p).map_err(|e| e.to_string()),
+        None => live(),
+    };
+    let bundle = match bundle {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("snap: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let report = snap_analyzers::analyze(&bundle);
+    match a.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report).expect("report serialises")),
+        Format::Markdown => print!("{}", markdown(&report, bundle.path())),
+        Format::Text => print!("{}", text(&report, bundle.path(), color())),
+    }
+    let threshold = match a.fail_on {
+        Some(FailOn::Warning) => Severity::Warning,
+        Some(FailOn::Critical) => Severity::Critical,
+        None => return exit::OK,
+    };
+    if report.worst().is_some_and(|w| w >= threshold) {
+        exit::FAILURE
+    } else {
+        exit::OK
+    }
+}
+
+/// Collects this host into memory with a short window and no packet capture.
+fn live() -> Result<Bundle, String> {
+    let cfg = snap_collectors::Config { window: Duration::from_secs(2), ..Default::default() };
+    let mut out = Vec::new();
+    let interrupt = Arc::new(AtomicBool::new(false));
+    snap_collectors::run(&cfg, None, &mut out, interrupt, Box::new(|_: &str| {}))
+        .map_err(|e| format!("collecting this host failed: {e}"))?;
+    Bundle::from_bytes(Path::new("(live)"), &out).map_err(|e| e.to_string())
+}
+
+fn color() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+fn label(s: Severity, color: bool) -> String {
+    let (code, name) = match s {
+        Severity::Critical => ("1;31", "CRITICAL"),
+        Severity::Warning => ("33", "WARNING"),
+        Severity::Info => ("36", "INFO"),
+    };
+    if color {
+        format!("\x1b[{code}m{name:<8}\x1b[0m")
+    } else {
+        format!("{name:<8}")
+    }
+}
+
+fn evidence_lines(f: &Finding) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in &f.evidence {
+        for l in &e.lines {
+            out.push(format!("{}: {l}", e.entry));
+        }
+        if !e.values.is_empty() {
+            let vals: Vec<String> = e.values.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            out.push(format!("{}: {}", e.entry, vals.join(" ")));
+        }
+        if e.lines.is_empty() && e.values.is_empty() {
+            out.push(e.entry.clone());
+        }
+    }
+    out
+}
+
+fn rule_summary(report: &Report) -> (usize, usize, Vec<(String, String)>) {
+    let fired = report.rules.values().filter(|s| **s == RuleStatus::Fired).count();
+    let passed = report.rules.values().filter(|s| **s == RuleStatus::Passed).count();
+    let other = report
+        .rules
+        .iter()
+        .filter(|(_, s)| matches!(s, RuleStatus::NotEvaluated(_) | RuleStatus::Failed(_)))
+        .map(|(id, s)| (id.clone(), s.render()))
+        .collect();
+    (fired, passed, other)
+}
+
+fn host_line(report: &Report, path: &Path) -> String {
+    match &report.bundle {
+        Some(h) => {
+            format!("{} ({} {}), {} CPUs — {}", h.hostname, h.kernel_release, h.arch, h.online_cpus, path.display())
+        }
+        None => format!("{} (no manifest)", path.display()),
+    }
+}
+
+pub fn text(report: &Report, path: &Path, color: bool) -> String {
+    let mut o = format!("snap analyze: {}\n\n", host_line(report, path));
+    if report.findings.is_empty() {
+        o.push_str("No findings.\n");
+    }
+    for f in &report.findings {
+        o.push_str(&format!("{} {}  {}\n", label(f.severity, color), f.rule, f.subject));
+        o.push_str(&format!("         {}\n", f.summary));
+        for e in evidence_lines(f) {
+            o.push_str(&format!("         evidence: {e}\n"));
+        }
+        if !f.advice.is_empty() {
+            o.push_str(&format!("         advice: {}\n", f.advice));
+        }
+        o.push('\n');
+    }
+    let (fired, passed, other) = rule_summary(report);
+    o.push_str(&format!("rules: {fired} fired, {passed} passed, {} not evaluated or failed\n", other.len()));
+    for (id, s) in other {
+        o.push_str(&format!("  {id}: {s}\n"));
+    }
+    o
+}
+
+pub fn markdown(report: &Report, path: &Path) -> String {
+    let mut o = format!("## snap analyze: {}\n\n", host_line(report, path));
+    if report.findings.is_empty() {
+        o.push_str("No findings.\n\n");
+    } else {
+        o.push_str("| severity | rule | subject | summary |\n|---|---|---|---|\n");
+        for f in &report.findings {
+            o.push_str(&format!(
+                "| {} | `{}` | {} | {} |\n",
+                f.severity.as_str(),
+                f.rule,
+                md_cell(&f.subject),
+                md_cell(&f.summary)
+            ));
+        }
+        o.push('\n');
+        for f in &report.findings {
+            o.push_str(&format!("### {} `{}` {}\n\n{}\n\n", f.severity.as_str(), f.rule, f.subject, f.summary));
+            for e in evidence_lines(f) {
+                o.push_str(&format!("- evidence: `{}`\n", e.replace('`', "'")));
+            }
+            if !f.advice.is_empty() {
+                o.push_str(&format!("- advice: {}\n", f.advice));
+            }
+            o.push('\n');
+        }
+    }
+    let (fired, passed, other) = rule_summary(report);
+    o.push_str(&format!("Rules: {fired} fired, {passed} passed, {} not evaluated or failed.\n", other.len()));
+    for (id, s) in other {
+        o.push_str(&format!("- `{id}`: {s}\n"));
+    }
+    o
+}
+
+fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// `snap rules`: every rule, what it detects, its thresholds and why.
+pub fn rules() -> u8 {
+    for r in snap_analyzers::rules::registry() {
+        println!(
+            "{}\n  detects:    {}\n  thresholds: {}\n  reads:      {}\n",
+            r.id(),
+            r.detects(),
+            r.thresholds(),
+            r.inputs().join(", ")
+        );
+    }
+    exit::OK
+}
