@@ -13,6 +13,9 @@ pub const FORMAT_VERSION: u32 = 1;
 pub struct Manifest {
     pub format_version: u32,
     pub snap_version: String,
+    /// The pid of the collecting snap process, so analyses can leave snap itself out
+    /// (its own spool files, its CPU use). 0 when unknown (older bundles).
+    pub collector_pid: u32,
     /// The facts offline replay needs to interpret the raw files.
     pub host: HostFacts,
     /// Clocks read together at the start of the collection.

@@ -167,6 +167,7 @@ pub fn run(
     let manifest = Manifest {
         format_version: manifest::FORMAT_VERSION,
         snap_version: env!("CARGO_PKG_VERSION").to_string(),
+        collector_pid: std::process::id(),
         host,
         clocks,
         options: Options {

@@ -2,7 +2,7 @@
 //! `du -sh /var/*` would show, so the receiver can see where the space went.
 //!
 //! Only filesystems that plain `df` lists, that were measured, and that are at least
-//! [`MIN_USE_PERCENT`] full are walked (the filesystem scan left them in
+//! [`MIN_USE_PERCENT`] full, of space or of inodes, are walked (the filesystem scan left them in
 //! [`crate::ctx::Shared::filesystems`]). Sizes are allocated bytes (st_blocks * 512),
 //! hard-linked files are counted once, symbolic links are never followed and the walk
 //! never enters another filesystem (st_dev must match the mount point's), so the
@@ -52,7 +52,10 @@ pub const MIN_FILE_BYTES: u64 = 1 << 20;
 
 /// Whether a filesystem is full enough to be walked.
 pub fn qualifies(fs: &Filesystem) -> bool {
-    fs.status == "ok" && fs.df_listed && fs.use_percent.is_some_and(|p| p >= MIN_USE_PERCENT)
+    // Nearly out of space or of inodes: the per-directory sizes and file counts show
+    // where to clean either way.
+    let nearly_full = |p: Option<u32>| p.is_some_and(|p| p >= MIN_USE_PERCENT);
+    fs.status == "ok" && fs.df_listed && (nearly_full(fs.use_percent) || nearly_full(fs.inode_use_percent))
 }
 
 /// The host path of `name` inside host directory `dir`.
