@@ -1,14 +1,44 @@
 //! The rules, one module each, and the one list of them.
 
+pub mod disk_deleted;
+pub mod disk_inodes;
+pub mod disk_space;
+pub mod kernel_conntrack_full;
+pub mod kernel_hardware_error;
+pub mod kernel_hung_task;
+pub mod kernel_io_error;
+pub mod kernel_segfault;
+pub mod kernel_soft_lockup;
 pub mod load_high;
 pub mod mem_available;
+pub mod mem_oom_kill;
+pub mod net_close_wait;
+pub mod net_syn_recv;
+pub mod net_time_wait;
 pub mod proc_zombies;
 
 use crate::Rule;
 
 /// Every rule, in the order `snap rules` lists them.
 pub fn registry() -> Vec<&'static dyn Rule> {
-    vec![&load_high::LoadHigh, &mem_available::MemAvailableLow, &proc_zombies::Zombies]
+    vec![
+        &load_high::LoadHigh,
+        &mem_available::MemAvailableLow,
+        &mem_oom_kill::OomKill,
+        &proc_zombies::Zombies,
+        &kernel_hung_task::HungTask,
+        &kernel_soft_lockup::SoftLockup,
+        &kernel_segfault::Segfault,
+        &kernel_conntrack_full::ConntrackFull,
+        &kernel_io_error::IoError,
+        &kernel_hardware_error::HardwareError,
+        &net_close_wait::CloseWait,
+        &net_time_wait::TimeWait,
+        &net_syn_recv::SynRecv,
+        &disk_space::SpaceLow,
+        &disk_inodes::InodesLow,
+        &disk_deleted::DeletedOpen,
+    ]
 }
 
 #[cfg(test)]
