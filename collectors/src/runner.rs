@@ -77,6 +77,7 @@ pub fn run(
     mut progress: Box<dyn FnMut(&str)>,
 ) -> Result<Summary, CollectError> {
     let started = Instant::now();
+    let caller_nice = sys::current_priority().0;
     let (nice, io_priority) = if cfg.low_priority { sys::lower_priority() } else { sys::current_priority() };
     let clocks = sys::clocks();
     let realtime_secs = (clocks.realtime_ns / 1_000_000_000) as i64;
@@ -132,7 +133,7 @@ pub fn run(
     let before = ctx.record_count();
     let running = cfg.capture.as_ref().filter(|c| !c.seconds.is_zero()).map(|c| {
         ctx.progress("capture starting");
-        capture::window::start(&mut ctx, c)
+        capture::window::start(&mut ctx, c, caller_nice)
     });
     let sampled = window::run(&mut ctx, cfg.window, cfg.interval);
     let capture = running.map(|r| match r {

@@ -80,6 +80,16 @@ pub fn lower_priority() -> (i32, String) {
     current_priority()
 }
 
+/// Sets the nice value of the calling thread only (Linux applies setpriority to one
+/// thread). Raising priority back needs CAP_SYS_NICE; failure leaves it as it was.
+pub fn set_thread_nice(nice: i32) {
+    // SAFETY: gettid and setpriority on the calling thread have no memory effects.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice);
+    }
+}
+
 /// The nice value and I/O priority of the calling thread.
 pub fn current_priority() -> (i32, String) {
     // SAFETY: plain syscalls; errno is reset before getpriority as it may return -1.
