@@ -1,20 +1,34 @@
 //! The rules, one module each, and the one list of them.
 
+pub mod cpu_imbalance;
+pub mod cpu_iowait;
+pub mod cpu_steal;
+pub mod cpu_user;
 pub mod disk_deleted;
 pub mod disk_inodes;
 pub mod disk_space;
+pub mod fd_limit;
 pub mod kernel_conntrack_full;
 pub mod kernel_hardware_error;
 pub mod kernel_hung_task;
 pub mod kernel_io_error;
 pub mod kernel_segfault;
 pub mod kernel_soft_lockup;
+pub mod kernel_syn_flood;
+pub mod load_cpu_bound;
 pub mod load_high;
+pub mod load_io_bound;
 pub mod mem_available;
 pub mod mem_oom_kill;
+pub mod mem_oom_candidates;
+pub mod mem_swap;
 pub mod net_close_wait;
+pub mod net_counters;
+pub mod net_listen_overflow;
+pub mod net_retransmits;
 pub mod net_syn_recv;
 pub mod net_time_wait;
+pub mod proc_pid_pressure;
 pub mod proc_zombies;
 
 use crate::Rule;
@@ -23,21 +37,34 @@ use crate::Rule;
 pub fn registry() -> Vec<&'static dyn Rule> {
     vec![
         &load_high::LoadHigh,
+        &load_cpu_bound::CpuBound,
+        &load_io_bound::IoBound,
+        &cpu_user::CpuUser,
+        &cpu_iowait::CpuIowait,
+        &cpu_steal::CpuSteal,
+        &cpu_imbalance::CpuImbalance,
         &mem_available::MemAvailableLow,
         &mem_oom_kill::OomKill,
+        &mem_swap::Swap,
+        &mem_oom_candidates::OomCandidates,
         &proc_zombies::Zombies,
+        &proc_pid_pressure::PidPressure,
         &kernel_hung_task::HungTask,
         &kernel_soft_lockup::SoftLockup,
         &kernel_segfault::Segfault,
         &kernel_conntrack_full::ConntrackFull,
+        &kernel_syn_flood::SynFlood,
         &kernel_io_error::IoError,
         &kernel_hardware_error::HardwareError,
         &net_close_wait::CloseWait,
         &net_time_wait::TimeWait,
         &net_syn_recv::SynRecv,
+        &net_listen_overflow::ListenOverflow,
+        &net_retransmits::Retransmits,
         &disk_space::SpaceLow,
         &disk_inodes::InodesLow,
         &disk_deleted::DeletedOpen,
+        &fd_limit::FdLimitNear,
     ]
 }
 
