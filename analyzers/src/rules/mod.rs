@@ -1,5 +1,6 @@
 //! The rules, one module each, and the one list of them.
 
+pub mod app_nginx;
 pub mod cpu_imbalance;
 pub mod cpu_iowait;
 pub mod cpu_steal;
@@ -19,8 +20,8 @@ pub mod load_cpu_bound;
 pub mod load_high;
 pub mod load_io_bound;
 pub mod mem_available;
-pub mod mem_oom_kill;
 pub mod mem_oom_candidates;
+pub mod mem_oom_kill;
 pub mod mem_swap;
 pub mod net_close_wait;
 pub mod net_counters;
@@ -65,6 +66,7 @@ pub fn registry() -> Vec<&'static dyn Rule> {
         &disk_inodes::InodesLow,
         &disk_deleted::DeletedOpen,
         &fd_limit::FdLimitNear,
+        &app_nginx::NginxWorkers,
     ]
 }
 
