@@ -47,11 +47,18 @@ pub struct Input<'a> {
     filesystems: OnceCell<Need<Vec<Filesystem>>>,
     open_files: OnceCell<Need<Vec<OpenFile>>>,
     sockets: OnceCell<Need<Vec<Socket>>>,
+    entries: OnceCell<Vec<String>>,
 }
 
 impl<'a> Input<'a> {
     pub fn new(bundle: &'a Bundle) -> Input<'a> {
-        Input { bundle, filesystems: OnceCell::new(), open_files: OnceCell::new(), sockets: OnceCell::new() }
+        Input {
+            bundle,
+            filesystems: OnceCell::new(),
+            open_files: OnceCell::new(),
+            sockets: OnceCell::new(),
+            entries: OnceCell::new(),
+        }
     }
 
     pub fn manifest(&self) -> Option<&Manifest> {
@@ -78,8 +85,10 @@ impl<'a> Input<'a> {
     }
 
     /// Names of all entries (sorted).
-    pub fn entries(&self) -> Vec<String> {
-        self.bundle.entries().unwrap_or_default()
+    pub fn entries(&self) -> &[String] {
+        // Listed once per analysis: rules ask for it many times and a busy host's
+        // bundle has tens of thousands of entries.
+        self.entries.get_or_init(|| self.bundle.entries().unwrap_or_default())
     }
 
     /// Page size, clock ticks and boot time from the manifest, or the usual x86_64 values.
@@ -147,8 +156,67 @@ impl<'a> Input<'a> {
     pub fn process_stat(&self, pid: u32) -> Need<procfs_core::process::Stat> {
         let entry = format!("proc/{pid}/stat");
         let bytes = self.raw(&entry)?;
-        <procfs_core::process::Stat as procfs_core::FromRead>::from_read(&bytes[..]).map_err(|e| Skip::bad(&entry, e))
+        process_stat(&bytes).map_err(|e| Skip::bad(&entry, e))
     }
+
+    /// `proc/meminfo` (or a sample of it), parsed by procfs-core.
+    pub fn meminfo(&self, entry: &str) -> Need<procfs_core::Meminfo> {
+        let bytes = self.raw(entry)?;
+        meminfo(&bytes).map_err(|e| Skip::bad(entry, e))
+    }
+}
+
+/// A `/proc/<pid>/stat` line parsed by procfs-core, after the checks its parser lacks:
+/// procfs-core 0.18 slices the line around the parentheses of the command name by byte
+/// offsets, so a line starting with `(`, a multi-byte character next to a parenthesis,
+/// or nothing after the `)` would panic.
+pub fn process_stat(bytes: &[u8]) -> Result<procfs_core::process::Stat, String> {
+    let line = String::from_utf8_lossy(bytes);
+    let line = line.trim();
+    let (open, close) = match (line.find('('), line.rfind(')')) {
+        (Some(o), Some(c)) if o < c => (o, c),
+        _ => return Err("no `(command)` in the stat line".into()),
+    };
+    let pid = &line[..open];
+    if pid.len() < 2 || !pid.ends_with(' ') || !pid[..pid.len() - 1].bytes().all(|b| b.is_ascii_digit()) {
+        return Err("the stat line does not start with `<pid> (`".into());
+    }
+    if !line[close + 1..].starts_with(' ') || line.len() < close + 3 {
+        return Err("nothing follows `(command)` in the stat line".into());
+    }
+    <procfs_core::process::Stat as procfs_core::FromRead>::from_read(line.as_bytes()).map_err(|e| e.to_string())
+}
+
+/// `/proc/meminfo` parsed by procfs-core, after the checks its parser lacks: it converts
+/// `kB`/`MB`/`GB` values to bytes with unchecked multiplication (a panic on overflow in
+/// debug builds, a wrong figure in release) and cuts the key's last byte by offset (a
+/// panic when it is part of a multi-byte character).
+pub fn meminfo(bytes: &[u8]) -> Result<procfs_core::Meminfo, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
+    for (i, line) in text.lines().enumerate() {
+        let mut words = line.split_whitespace();
+        let (Some(key), value, unit) = (words.next(), words.next(), words.next()) else { continue };
+        if !key.is_ascii() {
+            return Err(format!("line {}: key {key:?} is not ASCII", i + 1));
+        }
+        let factor: u64 = match unit {
+            None | Some("B") => 1,
+            Some("KiB" | "kiB" | "kB" | "KB") => 1 << 10,
+            Some("MiB" | "miB" | "MB" | "mB") => 1 << 20,
+            Some("GiB" | "giB" | "GB" | "gB") => 1 << 30,
+            Some(_) => continue, // procfs-core names the unknown unit
+        };
+        if let Some(v) = value.and_then(|v| v.parse::<u64>().ok()) {
+            if v.checked_mul(factor).is_none() {
+                return Err(format!(
+                    "line {}: {key} {v} {} does not fit in 64 bits of bytes",
+                    i + 1,
+                    unit.unwrap_or("")
+                ));
+            }
+        }
+    }
+    <procfs_core::Meminfo as procfs_core::FromRead>::from_read(bytes).map_err(|e| e.to_string())
 }
 
 /// Counts the CPUs of a list like `0-3,8,10-11`.

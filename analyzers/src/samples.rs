@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 
 use procfs_core::process::Stat;
-use procfs_core::{CpuTime, ExplicitSystemInfo, FromRead, FromReadSI, KernelStats};
+use procfs_core::{CpuTime, ExplicitSystemInfo, FromReadSI, KernelStats};
 
 use crate::{Evidence, Input, Need, Skip};
 
@@ -328,7 +328,7 @@ impl Window {
             .filter(|pid| Some(*pid) != self.collector_pid)
             .filter_map(|pid| {
                 let raw = input.raw(&format!("{prefix}{pid}/stat")).ok()?;
-                Some((pid, Stat::from_read(&raw[..]).ok()?))
+                Some((pid, crate::input::process_stat(&raw).ok()?))
             })
             .collect()
     }

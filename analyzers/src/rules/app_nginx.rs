@@ -425,11 +425,12 @@ fn include_entries(input: &Input, dir: &str, arg: &str) -> Vec<String> {
     let pattern: Vec<&str> = path.split('/').collect();
     let mut out: Vec<String> = input
         .entries()
-        .into_iter()
+        .iter()
         .filter(|e| {
             let parts: Vec<&str> = e.split('/').collect();
             parts.len() == pattern.len() && parts.iter().zip(&pattern).all(|(p, q)| wildcard(q, p))
         })
+        .cloned()
         .collect();
     out.sort();
     out

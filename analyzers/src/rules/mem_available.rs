@@ -1,7 +1,5 @@
 //! `mem.available_low`: MemAvailable low against MemTotal.
 
-use procfs_core::{FromRead, Meminfo};
-
 use crate::{Evidence, Finding, Input, Need, Rule, Severity, Skip};
 
 pub struct MemAvailableLow;
@@ -34,8 +32,7 @@ impl Rule for MemAvailableLow {
     }
 
     fn evaluate(&self, input: &Input) -> Need<Vec<Finding>> {
-        let raw = input.raw("proc/meminfo")?;
-        let m = Meminfo::from_read(&raw[..]).map_err(|e| Skip::bad("proc/meminfo", e))?;
+        let m = input.meminfo("proc/meminfo")?;
         let Some(available) = m.mem_available else {
             // Kernels before 3.14 have no MemAvailable; estimating it is not this rule's job.
             return Err(Skip::Bad {

@@ -6,7 +6,6 @@
 //! victim of a host-wide OOM kill. On a healthy box that list is noise, so the rule
 //! speaks only when MemAvailable is low or the log shows a host-wide OOM kill.
 
-use procfs_core::{FromRead, Meminfo};
 use serde_json::json;
 
 use crate::klog;
@@ -60,7 +59,7 @@ impl Rule for OomCandidates {
         let mut available_percent = None;
         match input.raw("proc/meminfo") {
             Ok(raw) => {
-                let m = Meminfo::from_read(&raw[..]).map_err(|e| Skip::bad("proc/meminfo", e))?;
+                let m = crate::input::meminfo(&raw).map_err(|e| Skip::bad("proc/meminfo", e))?;
                 if let (Some(avail), true) = (m.mem_available, m.mem_total > 0) {
                     let percent = avail as f64 * 100.0 / m.mem_total as f64;
                     available_percent = Some((percent * 10.0).round() / 10.0);
@@ -174,7 +173,7 @@ fn candidates(input: &Input) -> Vec<Candidate> {
         if Some(pid) == collector {
             continue;
         }
-        let Some(score) = input.text(&entry).ok().and_then(|t| t.trim().parse::<i64>().ok()) else { continue };
+        let Some(score) = input.text(entry).ok().and_then(|t| t.trim().parse::<i64>().ok()) else { continue };
         let adj = input
             .text(&format!("proc/{pid}/oom_score_adj"))
             .ok()

@@ -7,7 +7,6 @@
 //! and the manifest's monotonic clocks; without two samples the since-boot counters of
 //! `proc/vmstat` are averaged over the uptime and labelled "since boot".
 
-use procfs_core::{FromRead, Meminfo};
 use serde_json::json;
 use snap_bundle::names;
 
@@ -56,7 +55,7 @@ impl Rule for Swap {
 
     fn evaluate(&self, input: &Input) -> Need<Vec<Finding>> {
         let raw = input.raw("proc/meminfo")?;
-        let m = Meminfo::from_read(&raw[..]).map_err(|e| Skip::bad("proc/meminfo", e))?;
+        let m = crate::input::meminfo(&raw).map_err(|e| Skip::bad("proc/meminfo", e))?;
         let total = m.swap_total;
         let used = total.saturating_sub(m.swap_free);
         let page = input.system_info().page_size;

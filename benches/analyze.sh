@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Benchmark: `snap analyze --format json` on a bundle of a loaded box (issue 4's goal:
+# 2,000 processes and 20,000 sockets analyzed in under 200 ms and under 100 MB).
+#
+# Builds release, starts the load of benches/collect_vs_sos.sh (2,000 sleeping
+# processes, 20,000 loopback sockets in holders of at most 4,000 connections each, as
+# RLIMIT_NOFILE is 20,000 here), collects one bundle with `--window 5 --no-capture`,
+# tears the load down (by pid), then times analyze with hyperfine and measures its peak
+# RSS with /usr/bin/time -v. Run as root on a Linux box you may load briefly:
+#
+#   sudo benches/analyze.sh
+#   RUNS=20 BUNDLE=/path/to/bundle.tar.zst sudo -E benches/analyze.sh   # reuse a bundle
+#
+# Needs: cargo, python3, hyperfine and Debian's `time` (installed with apt-get when missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-10}
+WARMUP=${WARMUP:-2}
+EXTRA_PROCS=${EXTRA_PROCS:-2000}
+EXTRA_CONNS=${EXTRA_CONNS:-10000}   # each connection is two sockets
+PER_HOLDER=4000
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need hyperfine || ! [ -x /usr/bin/time ]; then
+    apt-get install -y -qq hyperfine time >/dev/null 2>&1 ||
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine time >/dev/null; }
+fi
+cargo build --release -q --bin snap
+SNAP=${CARGO_TARGET_DIR:-$PWD/target}/release/snap
+work=$(mktemp -d /var/tmp/snap-analyze-bench.XXXXXX)
+pids=()
+teardown() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    pids=()
+}
+cleanup() {
+    teardown
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "machine: $(nproc) CPUs, $(free -g | awk '/Mem:/ {print $2}') GiB, kernel $(uname -r)" >&2
+if [ -n "${BUNDLE:-}" ]; then
+    bundle=$BUNDLE
+else
+    for _ in $(seq "$EXTRA_PROCS"); do sleep 600 & pids+=($!); done
+    holders=$(( (EXTRA_CONNS + PER_HOLDER - 1) / PER_HOLDER ))
+    for h in $(seq "$holders"); do
+        n=$(( EXTRA_CONNS - (h - 1) * PER_HOLDER )); [ "$n" -gt "$PER_HOLDER" ] && n=$PER_HOLDER
+        python3 - "$n" >"$work/conns.$h.log" 2>&1 <<'PY' &
+import resource, socket, sys, time
+n = int(sys.argv[1])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 2 * n + 100), hard))
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(4096)
+keep = []
+for _ in range(n):
+    c = socket.create_connection(srv.getsockname()); s, _ = srv.accept(); keep += [c, s]
+print("ready", len(keep), flush=True)
+time.sleep(600)
+PY
+        pids+=($!)
+    done
+    ready() { [ "$(cat "$work"/conns.*.log 2>/dev/null | grep -c ready)" -eq "$holders" ]; }
+    for _ in $(seq 240); do ready && break; sleep 0.5; done
+    ready || { echo "socket load did not start:"; cat "$work"/conns.*.log; exit 1; }
+    echo "load: $(ls /proc | grep -c '^[0-9]') processes, $(ss -tanH | wc -l) TCP sockets" >&2
+    mkdir -p "$work/out"
+    bundle=$("$SNAP" collect --window 5 --no-capture --quiet -o "$work/out" | tail -n 1)
+    teardown
+fi
+
+procs=$(tar --zstd -tf "$bundle" | grep -cE '^(\./)?proc/[0-9]+/stat$' || true)
+sockets=$(tar --zstd -xOf "$bundle" scan/sockets.jsonl 2>/dev/null | grep -c . || true)
+entries=$(tar --zstd -tf "$bundle" | wc -l)
+raw_bytes=$(tar --zstd -xOf "$bundle" | wc -c)
+
+hyperfine --warmup "$WARMUP" --runs "$RUNS" --export-json "$work/hf.json" \
+    "$SNAP analyze --format json $bundle" --output=null >&2
+read -r mean sd min max < <(python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))["results"][0]
+print(*(round(r[k] * 1000, 1) for k in ("mean", "stddev", "min", "max")))' "$work/hf.json")
+/usr/bin/time -v -o "$work/time.txt" "$SNAP" analyze --format json "$bundle" >/dev/null
+rss=$(awk -F': ' '/Maximum resident/ {printf "%.1f", $2/1024}' "$work/time.txt")
+
+echo
+echo "command:      $SNAP analyze --format json BUNDLE > /dev/null"
+echo "bundle:       $(stat -c %s "$bundle") bytes compressed, $raw_bytes bytes in $entries entries"
+echo "              $procs processes (proc/<pid>/stat), $sockets sockets (scan/sockets.jsonl)"
+echo "wall time:    ${mean} ms ± ${sd} ms (min ${min}, max ${max}; hyperfine, $RUNS runs, $WARMUP warmup)"
+echo "peak RSS:     ${rss} MiB (/usr/bin/time -v)"
+echo "goal:         < 200 ms and < 100 MB"
+if [ -n "${KEEP_BUNDLE:-}" ]; then cp "$bundle" "$KEEP_BUNDLE" && echo "bundle kept at $KEEP_BUNDLE"; fi
