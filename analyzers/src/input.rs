@@ -106,7 +106,7 @@ impl<'a> Input<'a> {
             return Ok(n);
         }
         if let Ok(list) = self.text("sys/devices/system/cpu/online") {
-            if let Some(n) = count_cpu_list(&list) {
+            if let Some(n) = snap_bundle::cpulist::count(&list) {
                 return Ok(n);
             }
         }
@@ -217,19 +217,4 @@ pub fn meminfo(bytes: &[u8]) -> Result<procfs_core::Meminfo, String> {
         }
     }
     <procfs_core::Meminfo as procfs_core::FromRead>::from_read(bytes).map_err(|e| e.to_string())
-}
-
-/// Counts the CPUs of a list like `0-3,8,10-11`.
-pub fn count_cpu_list(list: &str) -> Option<u32> {
-    let mut n = 0u32;
-    for part in list.trim().split(',').filter(|p| !p.is_empty()) {
-        n = n.checked_add(match part.split_once('-') {
-            Some((a, b)) => b.trim().parse::<u32>().ok()?.checked_sub(a.trim().parse::<u32>().ok()?)? + 1,
-            None => {
-                part.trim().parse::<u32>().ok()?;
-                1
-            }
-        })?;
-    }
-    (n > 0).then_some(n)
 }

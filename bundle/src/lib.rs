@@ -7,6 +7,7 @@
 //! ([`writer`]) and the hostile-input-safe reader ([`reader`]). It builds on any OS, so
 //! bundles can be opened on an engineer's laptop.
 
+pub mod cpulist;
 pub mod kmsg;
 pub mod manifest;
 pub mod names;

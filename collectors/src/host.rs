@@ -10,28 +10,13 @@ fn text(ctx: &mut Ctx, path: &str) -> Option<String> {
     (out.status == snap_bundle::EntryStatus::Ok).then(|| String::from_utf8_lossy(&out.data).trim().to_string())
 }
 
-/// Parses the `online` CPU list format (`0-3,8,10-11`) into a count.
-pub fn count_cpu_list(list: &str) -> Option<u32> {
-    let mut n = 0u32;
-    for part in list.trim().split(',').filter(|p| !p.is_empty()) {
-        n += match part.split_once('-') {
-            Some((a, b)) => b.trim().parse::<u32>().ok()?.checked_sub(a.trim().parse::<u32>().ok()?)? + 1,
-            None => {
-                part.trim().parse::<u32>().ok()?;
-                1
-            }
-        };
-    }
-    Some(n)
-}
-
 pub fn facts(ctx: &mut Ctx, realtime_secs: i64) -> HostFacts {
     let uname = uname();
     let boot_time = text(ctx, "/proc/stat")
         .and_then(|s| s.lines().find_map(|l| l.strip_prefix("btime ").and_then(|v| v.trim().parse().ok())))
         .unwrap_or(0);
     let online_cpus = text(ctx, "/sys/devices/system/cpu/online")
-        .and_then(|s| count_cpu_list(&s))
+        .and_then(|s| snap_bundle::cpulist::count(&s))
         .or_else(|| ctx.is_host_root().then(|| sys::sysconf(libc::_SC_NPROCESSORS_ONLN).map(|n| n as u32)).flatten())
         .unwrap_or(0);
     let (utc_offset_seconds, timezone) = sys::local_offset(realtime_secs);
@@ -64,17 +49,4 @@ fn uname() -> (String, String, String, String) {
         String::from_utf8_lossy(&bytes).into_owned()
     };
     (f(&u.nodename), f(&u.release), f(&u.version), f(&u.machine))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::count_cpu_list;
-
-    #[test]
-    fn cpu_lists() {
-        assert_eq!(count_cpu_list("0-3\n"), Some(4));
-        assert_eq!(count_cpu_list("0-3,8,10-11"), Some(7));
-        assert_eq!(count_cpu_list("0"), Some(1));
-        assert_eq!(count_cpu_list("x"), None);
-    }
 }

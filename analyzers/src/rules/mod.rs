@@ -31,6 +31,7 @@ pub mod net_syn_recv;
 pub mod net_time_wait;
 pub mod proc_pid_pressure;
 pub mod proc_zombies;
+pub mod socket_tally;
 
 use crate::Rule;
 

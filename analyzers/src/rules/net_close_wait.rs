@@ -9,10 +9,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::{Map, Value};
 use snap_bundle::names;
 use snap_bundle::scan::Socket;
 
+use super::socket_tally::{endpoint, tally, to_object};
 use crate::{Evidence, Finding, Input, Need, Rule, Severity};
 
 pub struct CloseWait;
@@ -136,8 +136,8 @@ impl Rule for CloseWait {
             let mut finding = Finding::new(self.id(), severity, subject.clone(), summary)
                 .evidence(evidence)
                 .fact("count", count)
-                .fact("by_peer", to_object(&by_peer))
-                .fact("by_local_port", to_object(&by_port))
+                .fact("by_peer", to_object(&by_peer, TOP))
+                .fact("by_local_port", to_object(&by_port, TOP))
                 .fact("peers", by_peer.len())
                 .fact("local_ports", by_port.len())
                 .fact("recv_q_bytes", recv_q);
@@ -172,31 +172,7 @@ fn is_tcp(s: &Socket) -> bool {
     matches!(s.proto.as_str(), "tcp" | "tcp6")
 }
 
-/// `10.0.0.1:80` or `[::1]:80`.
-fn endpoint(addr: &str, port: u16) -> String {
-    if addr.contains(':') {
-        format!("[{addr}]:{port}")
-    } else {
-        format!("{addr}:{port}")
-    }
-}
-
-/// Counts of each key, most frequent first (then by key).
-fn tally(keys: impl Iterator<Item = String>) -> Vec<(String, usize)> {
-    let mut m: BTreeMap<String, usize> = BTreeMap::new();
-    for k in keys {
-        *m.entry(k).or_insert(0) += 1;
-    }
-    let mut v: Vec<(String, usize)> = m.into_iter().collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    v
-}
-
 /// The most frequent entries as a JSON object (key order is sorted by serde_json).
-fn to_object(counts: &[(String, usize)]) -> Value {
-    Value::Object(counts.iter().take(TOP).map(|(k, n)| (k.clone(), Value::from(*n))).collect::<Map<_, _>>())
-}
-
 fn socket_line(s: &Socket) -> String {
     let fds: BTreeSet<String> = s.owners.iter().map(|o| format!("{}/{} fd {}", o.pid, o.program, o.fd)).collect();
     format!(

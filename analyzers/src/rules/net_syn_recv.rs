@@ -9,10 +9,11 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use snap_bundle::names;
 use snap_bundle::scan::Socket;
 
+use super::socket_tally::{endpoint, tally, to_object};
 use crate::{Evidence, Finding, Input, Need, Rule, Severity};
 
 pub struct SynRecv;
@@ -126,7 +127,7 @@ impl Rule for SynRecv {
                 .fact("local_port", port)
                 .fact("count", count)
                 .fact("sources", sources.len())
-                .fact("by_source", to_object(&sources))
+                .fact("by_source", to_object(&sources, TOP))
                 .fact("listeners", listener_facts)
                 .fact("accept_queue", accept_queue);
             let mut sys = Evidence::entry("proc/sys/net");
@@ -154,30 +155,6 @@ impl Rule for SynRecv {
         }
         Ok(findings)
     }
-}
-
-/// `10.0.0.1:80` or `[::1]:80`.
-fn endpoint(addr: &str, port: u16) -> String {
-    if addr.contains(':') {
-        format!("[{addr}]:{port}")
-    } else {
-        format!("{addr}:{port}")
-    }
-}
-
-/// Counts of each key, most frequent first (then by key).
-fn tally(keys: impl Iterator<Item = String>) -> Vec<(String, usize)> {
-    let mut m: BTreeMap<String, usize> = BTreeMap::new();
-    for k in keys {
-        *m.entry(k).or_insert(0) += 1;
-    }
-    let mut v: Vec<(String, usize)> = m.into_iter().collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    v
-}
-
-fn to_object(counts: &[(String, usize)]) -> Value {
-    Value::Object(counts.iter().take(TOP).map(|(k, n)| (k.clone(), Value::from(*n))).collect::<Map<_, _>>())
 }
 
 #[cfg(test)]

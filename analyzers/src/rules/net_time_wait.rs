@@ -11,10 +11,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::{Map, Value};
 use snap_bundle::names;
 use snap_bundle::scan::Socket;
 
+use super::socket_tally::{endpoint, tally, to_object};
 use crate::{Evidence, Finding, Input, Need, Rule, Severity};
 
 pub struct TimeWait;
@@ -117,7 +117,7 @@ impl Rule for TimeWait {
                     .fact("local_port", *port)
                     .fact("listening", listening.contains(port))
                     .fact("clients", peers.len())
-                    .fact("by_client", to_object(&peers))
+                    .fact("by_client", to_object(&peers, TOP))
                     .advice(
                         "TIME_WAIT is on the side that closed first, here the server: it closes \
                          connections, typically when its keep-alive timeout expires or because it serves \
@@ -141,7 +141,7 @@ impl Rule for TimeWait {
                     }
                     let mut f = Finding::new(self.id(), severity, format!("peer {peer}"), summary)
                         .fact("peer", peer.clone())
-                        .fact("local_addresses", to_object(&locals));
+                        .fact("local_addresses", to_object(&locals, TOP));
                     if let (Some(p), Some((lo, hi)), Some(n)) = (share, range, range_size) {
                         f = f
                             .fact("ephemeral_range", vec![lo, hi])
@@ -199,30 +199,6 @@ fn parse_range(text: &str) -> Option<(u16, u16)> {
     let mut it = text.split_whitespace().map(|w| w.parse::<u16>().ok());
     let (lo, hi) = (it.next()??, it.next()??);
     (lo <= hi).then_some((lo, hi))
-}
-
-/// `10.0.0.1:80` or `[::1]:80`.
-fn endpoint(addr: &str, port: u16) -> String {
-    if addr.contains(':') {
-        format!("[{addr}]:{port}")
-    } else {
-        format!("{addr}:{port}")
-    }
-}
-
-/// Counts of each key, most frequent first (then by key).
-fn tally(keys: impl Iterator<Item = String>) -> Vec<(String, usize)> {
-    let mut m: BTreeMap<String, usize> = BTreeMap::new();
-    for k in keys {
-        *m.entry(k).or_insert(0) += 1;
-    }
-    let mut v: Vec<(String, usize)> = m.into_iter().collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    v
-}
-
-fn to_object(counts: &[(String, usize)]) -> Value {
-    Value::Object(counts.iter().take(TOP).map(|(k, n)| (k.clone(), Value::from(*n))).collect::<Map<_, _>>())
 }
 
 #[cfg(test)]
