@@ -2,31 +2,11 @@
 //! Linux), collects, analyzes, and checks the finding and its numbers, then checks that
 //! the rule is quiet for the same subject once the condition is gone.
 
+mod common;
+
+use common::{analyze_json, collect, findings};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-
-use serde_json::Value;
-
-fn snap() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_snap"))
-}
-
-fn collect(dir: &Path) -> PathBuf {
-    let out = snap().args(["collect", "--window", "0", "--no-capture", "--quiet", "-o"]).arg(dir).output().unwrap();
-    assert!(out.status.success(), "collect failed: {}", String::from_utf8_lossy(&out.stderr));
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().lines().last().unwrap())
-}
-
-fn analyze_json(bundle: &Path) -> Value {
-    let out = snap().args(["analyze", "--format", "json"]).arg(bundle).output().unwrap();
-    assert!(out.status.success(), "analyze failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn findings<'a>(report: &'a Value, rule: &str) -> Vec<&'a Value> {
-    report["findings"].as_array().unwrap().iter().filter(|f| f["rule"] == rule).collect()
-}
 
 struct Kill(Child);
 impl Drop for Kill {

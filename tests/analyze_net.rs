@@ -5,11 +5,13 @@
 //! and that the rule is quiet for the test's subject when the condition is absent.
 //! Needs root (to see every process's descriptors).
 
+mod common;
+
+use common::{analyze_json, collect};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -18,22 +20,6 @@ use serde_json::Value;
 /// The tests share this process's sockets: one runs at a time, so that one test's
 /// transient CLOSE_WAIT sockets do not show in the other's count.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn snap() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_snap"))
-}
-
-fn collect(dir: &Path) -> PathBuf {
-    let out = snap().args(["collect", "--window", "0", "--no-capture", "--quiet", "-o"]).arg(dir).output().unwrap();
-    assert!(out.status.success(), "collect failed: {}", String::from_utf8_lossy(&out.stderr));
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().lines().last().unwrap())
-}
-
-fn analyze_json(bundle: &Path) -> Value {
-    let out = snap().args(["analyze", "--format", "json"]).arg(bundle).output().unwrap();
-    assert!(out.status.success(), "analyze failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 /// Collects and analyzes this host now; the findings of `rule` by subject.
 fn findings_now(rule: &str) -> (Value, BTreeMap<String, Value>) {

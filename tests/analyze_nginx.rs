@@ -9,27 +9,14 @@
 //! file when the bundle holds it. Everything else (pid file, logs, prefix) lives in a
 //! temp dir, and the listener is on 127.0.0.1 at a free port.
 
+mod common;
+
+use common::{analyze_json, collect_window};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-fn snap() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_snap"))
-}
-
-fn collect(dir: &Path) -> PathBuf {
-    let out = snap().args(["collect", "--window", "2", "--no-capture", "--quiet", "-o"]).arg(dir).output().unwrap();
-    assert!(out.status.success(), "collect failed: {}", String::from_utf8_lossy(&out.stderr));
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().lines().last().unwrap())
-}
-
-fn analyze_json(bundle: &Path) -> Value {
-    let out = snap().args(["analyze", "--format", "json"]).arg(bundle).output().unwrap();
-    assert!(out.status.success(), "analyze failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 fn ours<'a>(report: &'a Value, subject: &str) -> Vec<&'a Value> {
     report["findings"]
@@ -120,7 +107,7 @@ fn nginx_worker_connections_above_fd_limit_is_found_and_quiet_once_stopped() {
     guard.master = Some(master);
 
     let dir = tempfile::tempdir().unwrap();
-    let report = analyze_json(&collect(dir.path()));
+    let report = analyze_json(&collect_window(dir.path(), "2"));
     let subject = format!("nginx (pid {master})");
     let found = ours(&report, &subject);
     assert_eq!(found.len(), 1, "{report:#}");
@@ -148,7 +135,7 @@ fn nginx_worker_connections_above_fd_limit_is_found_and_quiet_once_stopped() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let dir = tempfile::tempdir().unwrap();
-    let report = analyze_json(&collect(dir.path()));
+    let report = analyze_json(&collect_window(dir.path(), "2"));
     assert!(ours(&report, &subject).is_empty(), "{report:#}");
     assert!(
         matches!(report["rules"]["app.nginx_workers"].as_str(), Some("passed" | "fired")),

@@ -1,0 +1,34 @@
+//! Helpers shared by the `snap analyze` scenario tests: run the binary, collect this
+//! host, analyze a bundle as JSON, pick findings. Each test binary uses a subset.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+pub fn snap() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_snap"))
+}
+
+/// `snap collect` with the given window and no capture; the bundle's path.
+pub fn collect_window(dir: &Path, window: &str) -> PathBuf {
+    let out = snap().args(["collect", "--window", window, "--no-capture", "--quiet", "-o"]).arg(dir).output().unwrap();
+    assert!(out.status.success(), "collect failed: {}", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().lines().last().unwrap())
+}
+
+/// `snap collect` without a sampling window.
+pub fn collect(dir: &Path) -> PathBuf {
+    collect_window(dir, "0")
+}
+
+pub fn analyze_json(bundle: &Path) -> Value {
+    let out = snap().args(["analyze", "--format", "json"]).arg(bundle).output().unwrap();
+    assert!(out.status.success(), "analyze failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+pub fn findings<'a>(report: &'a Value, rule: &str) -> Vec<&'a Value> {
+    report["findings"].as_array().unwrap().iter().filter(|f| f["rule"] == rule).collect()
+}
