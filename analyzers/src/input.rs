@@ -6,7 +6,12 @@
 //! [`Skip::Missing`] (the rule is "not evaluated"), an unreadable one [`Skip::Bad`]
 //! (the rule "failed"), so one broken file never costs more than the rules reading it.
 
-use std::cell::OnceCell;
+use std::any::Any;
+use std::borrow::Cow;
+use std::cell::{OnceCell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use std::sync::mpsc;
 
 use snap_bundle::manifest::Manifest;
 use snap_bundle::scan::{self, Filesystem, OpenFile, Socket};
@@ -46,8 +51,14 @@ pub struct Input<'a> {
     bundle: &'a Bundle,
     filesystems: OnceCell<Need<Vec<Filesystem>>>,
     open_files: OnceCell<Need<Vec<OpenFile>>>,
+    descriptors: OnceCell<Need<Descriptors>>,
     sockets: OnceCell<Need<Vec<Socket>>>,
+    /// Results of the scans parsed ahead on another thread (see [`Input::prefetch`]).
+    prefetched_sockets: RefCell<Option<mpsc::Receiver<Need<Vec<Socket>>>>>,
+    prefetched_descriptors: RefCell<Option<mpsc::Receiver<Need<Descriptors>>>>,
     entries: OnceCell<Vec<String>>,
+    /// Values derived once per analysis and shared by the rules (see [`Input::shared`]).
+    memo: RefCell<HashMap<&'static str, Rc<dyn Any>>>,
 }
 
 impl<'a> Input<'a> {
@@ -56,18 +67,37 @@ impl<'a> Input<'a> {
             bundle,
             filesystems: OnceCell::new(),
             open_files: OnceCell::new(),
+            descriptors: OnceCell::new(),
             sockets: OnceCell::new(),
+            prefetched_sockets: RefCell::new(None),
+            prefetched_descriptors: RefCell::new(None),
             entries: OnceCell::new(),
+            memo: RefCell::new(HashMap::new()),
         }
+    }
+
+    /// A value several rules derive from the same entries (the kernel log's lines, the
+    /// window's per-process CPU), computed by the first rule that asks and shared with the
+    /// others. `key` names it; one key always holds one type.
+    pub fn shared<T: 'static>(&self, key: &'static str, compute: impl FnOnce() -> T) -> Rc<T> {
+        if let Some(v) = self.memo.borrow().get(key) {
+            if let Ok(v) = Rc::clone(v).downcast::<T>() {
+                return v;
+            }
+        }
+        // Computed without holding the borrow: the computation may ask for other values.
+        let v = Rc::new(compute());
+        self.memo.borrow_mut().insert(key, Rc::clone(&v) as Rc<dyn Any>);
+        v
     }
 
     pub fn manifest(&self) -> Option<&Manifest> {
         self.bundle.manifest()
     }
 
-    /// The raw bytes of an entry.
-    pub fn raw(&self, entry: &str) -> Need<Vec<u8>> {
-        match self.bundle.read(entry) {
+    /// The raw bytes of an entry (borrowed from an archive bundle, not copied).
+    pub fn raw(&self, entry: &str) -> Need<Cow<'a, [u8]>> {
+        match self.bundle.get(entry) {
             Ok(Some(b)) => Ok(b),
             Ok(None) => Err(Skip::missing(entry)),
             Err(e) => Err(Skip::bad(entry, e)),
@@ -75,13 +105,18 @@ impl<'a> Input<'a> {
     }
 
     /// An entry as text (invalid UTF-8 replaced).
-    pub fn text(&self, entry: &str) -> Need<String> {
-        self.raw(entry).map(|b| String::from_utf8_lossy(&b).into_owned())
+    pub fn text(&self, entry: &str) -> Need<Cow<'a, str>> {
+        Ok(match self.raw(entry)? {
+            Cow::Borrowed(b) => String::from_utf8_lossy(b),
+            Cow::Owned(v) => {
+                Cow::Owned(String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+            }
+        })
     }
 
     /// Whether the bundle holds an entry.
     pub fn has(&self, entry: &str) -> bool {
-        matches!(self.bundle.read(entry), Ok(Some(_)))
+        matches!(self.bundle.get(entry), Ok(Some(_)))
     }
 
     /// Names of all entries (sorted).
@@ -131,9 +166,65 @@ impl<'a> Input<'a> {
         self.open_files.get_or_init(|| self.jsonl(names::OPEN_FILES)).as_deref().map_err(Clone::clone)
     }
 
+    /// What the rules need of the lsof-equivalent scan, in one pass that keeps only the
+    /// per-process counts and the deleted files (a busy host's scan has hundreds of
+    /// thousands of records).
+    pub fn descriptors(&self) -> Need<&Descriptors> {
+        self.descriptors
+            .get_or_init(|| {
+                let pending = self.prefetched_descriptors.borrow_mut().take();
+                if let Some(parsed) = pending.and_then(|rx| rx.recv().ok()) {
+                    return parsed;
+                }
+                let bytes = self.raw(names::OPEN_FILES)?;
+                Descriptors::parse(&bytes).map_err(|e| Skip::bad(names::OPEN_FILES, e))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
     /// The netstat-equivalent scan.
     pub fn sockets(&self) -> Need<&[Socket]> {
-        self.sockets.get_or_init(|| self.jsonl(names::SOCKETS)).as_deref().map_err(Clone::clone)
+        self.sockets
+            .get_or_init(|| {
+                let pending = self.prefetched_sockets.borrow_mut().take();
+                pending.and_then(|rx| rx.recv().ok()).unwrap_or_else(|| self.jsonl(names::SOCKETS))
+            })
+            .as_deref()
+            .map_err(Clone::clone)
+    }
+
+    /// Starts parsing the two large scans (sockets, open files) on threads of `scope`,
+    /// so that the rules reading other entries run meanwhile; the accessors
+    /// wait for the result. A scan that is absent, or a parse that panics, is left to
+    /// the accessor, which reports it as usual.
+    pub fn prefetch<'scope>(&self, scope: &'scope std::thread::Scope<'scope, '_>)
+    where
+        'a: 'scope,
+    {
+        let (Ok(sockets), Ok(open_files)) = (self.raw(names::SOCKETS), self.raw(names::OPEN_FILES)) else {
+            return;
+        };
+        let (sockets_tx, sockets_rx) = mpsc::channel();
+        let (descriptors_tx, descriptors_rx) = mpsc::channel();
+        *self.prefetched_sockets.borrow_mut() = Some(sockets_rx);
+        *self.prefetched_descriptors.borrow_mut() = Some(descriptors_rx);
+        scope.spawn(move || {
+            let parsed = std::panic::catch_unwind(|| {
+                scan::parse_jsonl::<Socket>(&sockets).map_err(|e| Skip::bad(names::SOCKETS, e))
+            });
+            if let Ok(parsed) = parsed {
+                let _ = sockets_tx.send(parsed);
+            }
+        });
+        scope.spawn(move || {
+            let parsed = std::panic::catch_unwind(|| {
+                Descriptors::parse(&open_files).map_err(|e| Skip::bad(names::OPEN_FILES, e))
+            });
+            if let Ok(parsed) = parsed {
+                let _ = descriptors_tx.send(parsed);
+            }
+        });
     }
 
     fn jsonl<T: serde::de::DeserializeOwned>(&self, entry: &str) -> Need<Vec<T>> {
@@ -141,10 +232,18 @@ impl<'a> Input<'a> {
         scan::parse_jsonl(&bytes).map_err(|e| Skip::bad(entry, e))
     }
 
+    /// The entries whose names start with `prefix` (sorted, a slice of [`Input::entries`]).
+    pub fn entries_under(&self, prefix: &str) -> &[String] {
+        let all = self.entries();
+        let start = all.partition_point(|e| e.as_str() < prefix);
+        let len = all[start..].partition_point(|e| e.starts_with(prefix));
+        &all[start..start + len]
+    }
+
     /// Pids with a `proc/<pid>/stat` entry, ascending.
     pub fn pids(&self) -> Vec<u32> {
         let mut pids: Vec<u32> = self
-            .entries()
+            .entries_under("proc/")
             .iter()
             .filter_map(|e| e.strip_prefix("proc/")?.strip_suffix("/stat")?.parse().ok())
             .collect();
@@ -152,17 +251,106 @@ impl<'a> Input<'a> {
         pids
     }
 
-    /// A process's stat, parsed by procfs-core.
+    /// A process's stat, parsed by procfs-core. Every process's stat is parsed once, on
+    /// the first call, and shared: several rules walk all processes.
     pub fn process_stat(&self, pid: u32) -> Need<procfs_core::process::Stat> {
-        let entry = format!("proc/{pid}/stat");
-        let bytes = self.raw(&entry)?;
-        process_stat(&bytes).map_err(|e| Skip::bad(&entry, e))
+        let all = self.shared("input::process_stats", || {
+            self.pids()
+                .into_iter()
+                .map(|pid| {
+                    let entry = format!("proc/{pid}/stat");
+                    let parsed = self.raw(&entry).and_then(|b| process_stat(&b).map_err(|e| Skip::bad(&entry, e)));
+                    (pid, parsed)
+                })
+                .collect::<BTreeMap<u32, Need<procfs_core::process::Stat>>>()
+        });
+        match all.get(&pid) {
+            Some(parsed) => parsed.clone(),
+            None => Err(Skip::missing(&format!("proc/{pid}/stat"))),
+        }
     }
 
     /// `proc/meminfo` (or a sample of it), parsed by procfs-core.
     pub fn meminfo(&self, entry: &str) -> Need<procfs_core::Meminfo> {
         let bytes = self.raw(entry)?;
         meminfo(&bytes).map_err(|e| Skip::bad(entry, e))
+    }
+}
+
+/// Per-process descriptor counts and every deleted file, from the open-file scan.
+#[derive(Debug, Default)]
+pub struct Descriptors {
+    /// Numbered descriptors (not cwd, rtd, txt or mem) per pid.
+    pub per_pid: BTreeMap<u32, ProcessFds>,
+    /// The records of deleted files, whole.
+    pub deleted: Vec<OpenFile>,
+}
+
+/// One process's numbered descriptors.
+#[derive(Debug, Default)]
+pub struct ProcessFds {
+    pub command: String,
+    pub count: u64,
+    pub highest: u64,
+    /// By lsof TYPE (`unknown` when the scan has none).
+    pub by_kind: BTreeMap<String, u64>,
+}
+
+/// The fields of an open-file record the counts need, borrowed from the line.
+#[derive(serde::Deserialize)]
+#[serde(default)]
+struct OpenFileFields<'a> {
+    pid: u32,
+    #[serde(borrow)]
+    command: Cow<'a, str>,
+    #[serde(borrow)]
+    fd: Cow<'a, str>,
+    #[serde(borrow, rename = "type")]
+    kind: Cow<'a, str>,
+    deleted: bool,
+}
+
+impl Default for OpenFileFields<'_> {
+    fn default() -> Self {
+        OpenFileFields {
+            pid: 0,
+            command: Cow::Borrowed(""),
+            fd: Cow::Borrowed(""),
+            kind: Cow::Borrowed(""),
+            deleted: false,
+        }
+    }
+}
+
+impl Descriptors {
+    /// Parses `scan/open_files.jsonl`, naming the first line that is wrong.
+    pub fn parse(bytes: &[u8]) -> Result<Descriptors, String> {
+        let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
+        let mut out = Descriptors::default();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let f: OpenFileFields = serde_json::from_str(line).map_err(|e| format!("line {}: {e}", i + 1))?;
+            if f.deleted {
+                out.deleted.push(serde_json::from_str(line).map_err(|e| format!("line {}: {e}", i + 1))?);
+            }
+            let Ok(fd) = f.fd.parse::<u64>() else { continue };
+            let e = out.per_pid.entry(f.pid).or_default();
+            if e.command.is_empty() {
+                e.command = f.command.into_owned();
+            }
+            e.count += 1;
+            e.highest = e.highest.max(fd);
+            let kind = if f.kind.is_empty() { "unknown" } else { &f.kind };
+            match e.by_kind.get_mut(kind) {
+                Some(n) => *n += 1,
+                None => {
+                    e.by_kind.insert(kind.to_string(), 1);
+                }
+            }
+        }
+        Ok(out)
     }
 }
 

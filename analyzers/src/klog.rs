@@ -23,6 +23,7 @@
 //! as they are, without time.
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use snap_bundle::kmsg;
 
@@ -67,8 +68,13 @@ impl LogLine {
     }
 }
 
-/// Reads the bundle's kernel log from the first source present.
-pub fn read(input: &Input) -> Need<Vec<LogLine>> {
+/// The bundle's kernel log from the first source present, parsed once per analysis and
+/// shared by the rules that read it.
+pub fn read(input: &Input) -> Need<Rc<Vec<LogLine>>> {
+    Need::clone(&input.shared("klog::read", || read_uncached(input).map(Rc::new)))
+}
+
+fn read_uncached(input: &Input) -> Need<Vec<LogLine>> {
     let entries = input.entries();
     for source in SOURCES {
         let entry = match source.strip_suffix('*') {

@@ -14,6 +14,7 @@
 //! need rates are not evaluated ([`NEED`]).
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use procfs_core::process::Stat;
 use procfs_core::{CpuTime, ExplicitSystemInfo, FromReadSI, KernelStats};
@@ -215,7 +216,7 @@ impl Window {
             .map(|m| m.samples.iter().map(|s| (s.index, s.clocks.monotonic_ns)).filter(|(_, ns)| *ns > 0).collect())
             .unwrap_or_default();
         let mut indexes: Vec<usize> = input
-            .entries()
+            .entries_under("samples/")
             .iter()
             .filter_map(|e| e.strip_prefix("samples/")?.strip_suffix("/proc/stat")?.parse().ok())
             .collect();
@@ -320,22 +321,35 @@ impl Window {
     /// The processes of one sample (`samples/<n>/proc/<pid>/stat`), by pid; unparseable
     /// files are skipped. The collector is left out.
     pub fn processes(&self, input: &Input, sample: &Sample) -> BTreeMap<u32, Stat> {
+        self.processes_where(input, sample, |_| true)
+    }
+
+    /// Like [`Window::processes`], for the processes whose state letter passes `keep`;
+    /// the others are not parsed at all (most of a busy host's processes sleep).
+    pub fn processes_where(&self, input: &Input, sample: &Sample, keep: impl Fn(char) -> bool) -> BTreeMap<u32, Stat> {
         let prefix = format!("samples/{}/proc/", sample.index);
         input
-            .entries()
+            .entries_under(&prefix)
             .iter()
             .filter_map(|e| e.strip_prefix(&prefix)?.strip_suffix("/stat")?.parse::<u32>().ok())
             .filter(|pid| Some(*pid) != self.collector_pid)
             .filter_map(|pid| {
                 let raw = input.raw(&format!("{prefix}{pid}/stat")).ok()?;
+                if !state_letter(&raw).is_some_and(&keep) {
+                    return None;
+                }
                 Some((pid, crate::input::process_stat(&raw).ok()?))
             })
             .collect()
     }
 
     /// CPU use of every process present in the first and last samples, busiest first
-    /// (ties by pid).
-    pub fn process_cpu(&self, input: &Input) -> Vec<ProcessCpu> {
+    /// (ties by pid). Computed once per analysis.
+    pub fn process_cpu(&self, input: &Input) -> Rc<Vec<ProcessCpu>> {
+        input.shared("samples::process_cpu", || self.process_cpu_uncached(input))
+    }
+
+    fn process_cpu_uncached(&self, input: &Input) -> Vec<ProcessCpu> {
         let (a, b) = (self.first(), self.last());
         let seconds = self.seconds_between(a, b);
         if seconds <= 0.0 {
@@ -365,6 +379,12 @@ impl Window {
         out.sort_by(|x, y| y.cpu_percent.total_cmp(&x.cpu_percent).then(x.pid.cmp(&y.pid)));
         out
     }
+}
+
+/// The state letter of a `/proc/<pid>/stat` line: the first character after the last `)`.
+fn state_letter(raw: &[u8]) -> Option<char> {
+    let close = raw.iter().rposition(|&b| b == b')')?;
+    raw[close + 1..].iter().find(|b| !b.is_ascii_whitespace()).map(|&b| b as char)
 }
 
 fn mean(values: impl Iterator<Item = u32>) -> Option<f64> {

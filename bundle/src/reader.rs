@@ -7,12 +7,15 @@
 //! and may hold any subset of the contract (even no manifest): absent entries are simply
 //! absent.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::mpsc;
 
 use crate::manifest::Manifest;
 use crate::names;
@@ -58,8 +61,18 @@ pub enum BundleError {
     Read { path: PathBuf, entry: String, source: io::Error },
 }
 
+/// An archive's file entries: their bytes back to back in one buffer, and where each
+/// one lies in it. One buffer rather than one allocation per entry: a busy host's bundle
+/// has tens of thousands of small entries, and reads borrow from it without copying.
+struct Archive {
+    data: Vec<u8>,
+    index: BTreeMap<String, Range<usize>>,
+    /// The manifest, parsed on another thread while the rest of the archive was read.
+    manifest: Option<Result<Manifest, String>>,
+}
+
 enum Source {
-    Archive(BTreeMap<String, Vec<u8>>),
+    Archive(Box<Archive>),
     Dir(PathBuf),
 }
 
@@ -89,7 +102,12 @@ struct Metered<R> {
     inner: R,
     left: Rc<Cell<u64>>,
     eof: Rc<Cell<bool>>,
+    /// Bytes consumed so far (read or skipped).
+    pos: u64,
 }
+
+const TOO_MUCH_METADATA: &str = "bytes of tar metadata (headers, GNU long names, PAX records) \
+                                 or skipped data before the next file entry";
 
 impl<R: Read> Read for Metered<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -98,10 +116,7 @@ impl<R: Read> Read for Metered<R> {
         }
         let left = self.left.get();
         if left == 0 {
-            return Err(io::Error::other(format!(
-                "more than {MAX_METADATA_BYTES} bytes of tar metadata (headers, GNU long names, PAX records) \
-                 or skipped data before the next file entry"
-            )));
+            return Err(io::Error::other(format!("more than {MAX_METADATA_BYTES} {TOO_MUCH_METADATA}")));
         }
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..want])?;
@@ -109,7 +124,32 @@ impl<R: Read> Read for Metered<R> {
             self.eof.set(true);
         }
         self.left.set(left - n as u64);
+        self.pos += n as u64;
         Ok(n)
+    }
+}
+
+/// Forward seeks only: the tar layer skips padding and unread data this way, which
+/// spares it zeroing a 32 KiB buffer for every skip (tens of thousands per bundle).
+impl io::Seek for Metered<Chunks> {
+    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
+        let amount = match to {
+            io::SeekFrom::Current(n) if n >= 0 => n as u64,
+            io::SeekFrom::Start(p) if p >= self.pos => p - self.pos,
+            _ => return Err(io::Error::other("the decompressed stream only seeks forward")),
+        };
+        let left = self.left.get();
+        if amount > left {
+            return Err(io::Error::other(format!("more than {MAX_METADATA_BYTES} {TOO_MUCH_METADATA}")));
+        }
+        let skipped = self.inner.skip(amount)?;
+        self.left.set(left - skipped);
+        self.pos += skipped;
+        if skipped < amount {
+            self.eof.set(true);
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "unexpected EOF during skip"));
+        }
+        Ok(self.pos)
     }
 }
 
@@ -133,7 +173,7 @@ impl Bundle {
         let source = if meta.is_dir() {
             Source::Dir(path.to_path_buf())
         } else if meta.is_file() {
-            Source::Archive(read_archive(path, &limits)?)
+            Source::Archive(Box::new(read_archive(path, &limits)?))
         } else {
             // A FIFO or device would block or never end.
             return Err(BundleError::NotABundle { path: path.into() });
@@ -142,14 +182,22 @@ impl Bundle {
     }
 
     fn with_source(path: &Path, source: Source, limits: Limits) -> Result<Bundle, BundleError> {
+        let mut source = source;
+        let parsed = match &mut source {
+            Source::Archive(a) => a.manifest.take(),
+            Source::Dir(_) => None,
+        };
         let mut bundle = Bundle { path: path.to_path_buf(), source, manifest: None, limits };
-        if let Some(bytes) = bundle.read(names::MANIFEST)? {
-            let manifest = Manifest::from_json(&bytes).map_err(|e| BundleError::BadContent {
+        let parsed = match parsed {
+            Some(parsed) => Some(parsed),
+            None => bundle.get(names::MANIFEST)?.map(|bytes| Manifest::from_json(&bytes).map_err(|e| e.to_string())),
+        };
+        if let Some(parsed) = parsed {
+            bundle.manifest = Some(parsed.map_err(|detail| BundleError::BadContent {
                 path: path.into(),
                 entry: names::MANIFEST.into(),
-                detail: e.to_string(),
-            })?;
-            bundle.manifest = Some(manifest);
+                detail,
+            })?);
         }
         Ok(bundle)
     }
@@ -158,7 +206,7 @@ impl Bundle {
     /// it in errors.
     pub fn from_bytes(label: &Path, bytes: &[u8]) -> Result<Bundle, BundleError> {
         let limits = Limits::default();
-        let source = Source::Archive(read_archive_from(label, bytes, &limits)?);
+        let source = Source::Archive(Box::new(read_archive_from(label, bytes, &limits)?));
         Bundle::with_source(label, source, limits)
     }
 
@@ -173,21 +221,36 @@ impl Bundle {
 
     /// The bytes of an entry, or None when the bundle does not hold it.
     pub fn read(&self, name: &str) -> Result<Option<Vec<u8>>, BundleError> {
-        let name = names::validate(name.as_bytes()).map_err(|e| BundleError::BadEntry {
-            path: self.path.clone(),
-            entry: name.into(),
-            reason: e.to_string(),
-        })?;
+        Ok(self.get(name)?.map(Cow::into_owned))
+    }
+
+    /// The bytes of an entry without copying them when the bundle is an archive (a
+    /// directory's files are read), or None when the bundle does not hold it.
+    pub fn get(&self, name: &str) -> Result<Option<Cow<'_, [u8]>>, BundleError> {
+        let checked;
+        let name = match &self.source {
+            // Names that are already canonical (what callers almost always pass) skip the
+            // allocation of validation.
+            Source::Archive(a) if a.index.contains_key(name) => name,
+            _ => {
+                checked = names::validate(name.as_bytes()).map_err(|e| BundleError::BadEntry {
+                    path: self.path.clone(),
+                    entry: name.into(),
+                    reason: e.to_string(),
+                })?;
+                checked.as_str()
+            }
+        };
         match &self.source {
-            Source::Archive(map) => Ok(map.get(&name).cloned()),
-            Source::Dir(root) => self.read_dir_entry(root, &name),
+            Source::Archive(a) => Ok(a.index.get(name).map(|r| Cow::Borrowed(&a.data[r.clone()]))),
+            Source::Dir(root) => Ok(self.read_dir_entry(root, name)?.map(Cow::Owned)),
         }
     }
 
     /// Names of every regular-file entry, sorted.
     pub fn entries(&self) -> Result<Vec<String>, BundleError> {
         match &self.source {
-            Source::Archive(map) => Ok(map.keys().cloned().collect()),
+            Source::Archive(a) => Ok(a.index.keys().cloned().collect()),
             Source::Dir(root) => {
                 let mut out = Vec::new();
                 walk_dir(root, "", &mut out, self.limits.max_entries).map_err(|source| BundleError::Read {
@@ -256,17 +319,17 @@ fn walk_dir(root: &Path, _prefix: &str, out: &mut Vec<String>, max: usize) -> io
     Ok(())
 }
 
-fn read_archive(path: &Path, limits: &Limits) -> Result<BTreeMap<String, Vec<u8>>, BundleError> {
+fn read_archive(path: &Path, limits: &Limits) -> Result<Archive, BundleError> {
     let file = File::open(path).map_err(|source| BundleError::Open { path: path.into(), source })?;
     read_archive_from(path, BufReader::new(file), limits)
 }
 
 /// Reads a `.tar.zst` from any reader; `path` names it in errors.
-fn read_archive_from<R: io::BufRead>(
+fn read_archive_from<R: io::BufRead + Send>(
     path: &Path,
     mut reader: R,
     limits: &Limits,
-) -> Result<BTreeMap<String, Vec<u8>>, BundleError> {
+) -> Result<Archive, BundleError> {
     let magic = reader.fill_buf().map_err(|source| BundleError::Open { path: path.into(), source })?;
     if magic.len() < 4 || magic[..4] != ZSTD_MAGIC {
         return Err(BundleError::NotABundle { path: path.into() });
@@ -276,11 +339,136 @@ fn read_archive_from<R: io::BufRead>(
         after: None,
         detail: e.to_string(),
     })?;
+    // Decompression runs on its own thread, a few chunks ahead of the tar parsing (which
+    // reads 512-byte headers: straight from the decoder each would be a call into zstd).
+    // The bounded channel keeps a bomb from decompressing further than that ahead of the
+    // limits the parsing applies; when parsing stops early, the channel closes and the
+    // thread ends.
+    std::thread::scope(|scope| {
+        let (full_tx, full_rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(CHUNKS_AHEAD);
+        let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
+        std::thread::Builder::new()
+            .name("snap-unzstd".into())
+            .spawn_scoped(scope, move || decompress(decoder, &full_tx, &empty_rx))
+            .map_err(|e| BundleError::Open { path: path.into(), source: e })?;
+        let chunks = Chunks { full: full_rx, empty: empty_tx, current: Vec::new(), pos: 0, done: false };
+        parse_tar(path, chunks, limits, scope)
+    })
+}
+
+/// Decompressed chunks in flight between the decompressing thread and the tar parser.
+const CHUNKS_AHEAD: usize = 4;
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// Fills chunks from the decoder and sends them, reusing the buffers the reader returns,
+/// until the stream ends (an empty chunk), fails (the error), or the reader hangs up.
+fn decompress<D: Read>(mut decoder: D, full: &mpsc::SyncSender<io::Result<Vec<u8>>>, empty: &mpsc::Receiver<Vec<u8>>) {
+    loop {
+        let mut buf = empty.try_recv().unwrap_or_else(|_| vec![0; CHUNK_BYTES]);
+        buf.resize(CHUNK_BYTES, 0);
+        let mut n = 0;
+        let result = loop {
+            match decoder.read(&mut buf[n..]) {
+                Ok(0) => break Ok(()),
+                Ok(k) => {
+                    n += k;
+                    if n == buf.len() {
+                        break Ok(());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        buf.truncate(n);
+        let last = n == 0;
+        if n > 0 && full.send(Ok(buf)).is_err() {
+            return;
+        }
+        if let Err(e) = result {
+            let _ = full.send(Err(e));
+            return;
+        }
+        if last {
+            let _ = full.send(Ok(Vec::new()));
+            return;
+        }
+    }
+}
+
+/// The decompressed stream as chunks from [`decompress`], read in order.
+struct Chunks {
+    full: mpsc::Receiver<io::Result<Vec<u8>>>,
+    empty: mpsc::Sender<Vec<u8>>,
+    current: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl Chunks {
+    /// Makes the current chunk non-empty unless the stream has ended.
+    fn fill(&mut self) -> io::Result<()> {
+        while self.pos == self.current.len() {
+            if self.done {
+                return Ok(());
+            }
+            let next = match self.full.recv() {
+                Ok(chunk) => chunk?,
+                Err(_) => return Err(io::Error::other("the decompressing thread stopped")),
+            };
+            if next.is_empty() {
+                self.done = true;
+            }
+            let used = std::mem::replace(&mut self.current, next);
+            let _ = self.empty.send(used);
+            self.pos = 0;
+        }
+        Ok(())
+    }
+
+    /// Skips up to `amount` bytes; fewer only at the end of the stream.
+    fn skip(&mut self, amount: u64) -> io::Result<u64> {
+        let mut done = 0;
+        while done < amount {
+            self.fill()?;
+            let here = (self.current.len() - self.pos) as u64;
+            if here == 0 {
+                break;
+            }
+            let n = here.min(amount - done);
+            self.pos += n as usize;
+            done += n;
+        }
+        Ok(done)
+    }
+}
+
+impl Read for Chunks {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.fill()?;
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Parses the decompressed tar stream into an [`Archive`], applying `limits`.
+fn parse_tar<'scope>(
+    path: &Path,
+    decoded: Chunks,
+    limits: &Limits,
+    scope: &'scope std::thread::Scope<'scope, '_>,
+) -> Result<Archive, BundleError> {
+    // The manifest (the first entry of a snap bundle, megabytes of JSON on a busy host)
+    // is parsed on its own thread while the rest is read.
+    let mut manifest: Option<std::thread::ScopedJoinHandle<'scope, Result<Manifest, String>>> = None;
     let left = Rc::new(Cell::new(MAX_METADATA_BYTES));
     let eof = Rc::new(Cell::new(false));
-    let metered = Metered { inner: decoder, left: Rc::clone(&left), eof: Rc::clone(&eof) };
+    let metered = Metered { inner: decoded, left: Rc::clone(&left), eof: Rc::clone(&eof), pos: 0 };
     let mut archive = tar::Archive::new(metered);
-    let mut map = BTreeMap::new();
+    let mut map: BTreeMap<String, Range<usize>> = BTreeMap::new();
+    let mut data: Vec<u8> = Vec::new();
     let mut total = 0u64;
     let mut last: Option<String> = None;
     let corrupt = |last: &Option<String>, e: io::Error| BundleError::Corrupt {
@@ -288,7 +476,7 @@ fn read_archive_from<R: io::BufRead>(
         after: last.clone(),
         detail: e.to_string(),
     };
-    let mut entries = archive.entries().map_err(|e| corrupt(&last, e))?;
+    let mut entries = archive.entries_with_seek().map_err(|e| corrupt(&last, e))?;
     loop {
         // Headers and extension records up to the next file entry share one allowance.
         left.set(MAX_METADATA_BYTES);
@@ -332,20 +520,25 @@ fn read_archive_from<R: io::BufRead>(
         }
         // The data was checked against the limits above; let exactly that much through.
         left.set(size);
-        let mut data = Vec::with_capacity(size.min(1 << 20) as usize);
-        entry.read_to_end(&mut data).map_err(|e| BundleError::Corrupt {
+        // Read into exactly `size` zeroed bytes: read_to_end would zero a fresh stretch of
+        // spare capacity on every call, tens of thousands of times per bundle.
+        let start = data.len();
+        data.resize(start + size as usize, 0);
+        entry.read_exact(&mut data[start..]).map_err(|e| BundleError::Corrupt {
             path: path.into(),
             after: Some(name.clone()),
-            detail: format!("while reading {name}: {e}"),
+            detail: if e.kind() == io::ErrorKind::UnexpectedEof {
+                format!("entry {name} is shorter than its header says")
+            } else {
+                format!("while reading {name}: {e}")
+            },
         })?;
-        if data.len() as u64 != size {
-            return Err(BundleError::Corrupt {
-                path: path.into(),
-                after: Some(name.clone()),
-                detail: format!("entry {name} is shorter than its header says"),
-            });
+        if name == names::MANIFEST && manifest.is_none() {
+            let bytes = data[start..].to_vec();
+            let parse = move || Manifest::from_json(&bytes).map_err(|e| e.to_string());
+            manifest = std::thread::Builder::new().name("snap-manifest".into()).spawn_scoped(scope, parse).ok();
         }
-        if map.insert(name.clone(), data).is_some() {
+        if map.insert(name.clone(), start..data.len()).is_some() {
             return Err(BundleError::BadEntry { path: path.into(), entry: name, reason: "duplicate entry".into() });
         }
         last = Some(name);
@@ -357,7 +550,9 @@ fn read_archive_from<R: io::BufRead>(
             detail: "the archive stops without its end-of-archive marker: it was cut short".into(),
         });
     }
-    Ok(map)
+    data.shrink_to_fit();
+    let manifest = manifest.map(|h| h.join().unwrap_or_else(|_| Err("the manifest parser panicked".to_string())));
+    Ok(Archive { data, index: map, manifest })
 }
 
 #[cfg(test)]

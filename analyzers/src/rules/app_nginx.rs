@@ -99,9 +99,8 @@ impl Rule for NginxWorkers {
             return Ok(Vec::new());
         }
         let cpus = input.online_cpus().ok();
-        let cpu_by_pid: Option<BTreeMap<u32, f64>> = Window::read(input)
-            .ok()
-            .map(|w| w.process_cpu(input).into_iter().map(|p| (p.pid, p.cpu_percent)).collect());
+        let cpu_by_pid: Option<BTreeMap<u32, f64>> =
+            Window::read(input).ok().map(|w| w.process_cpu(input).iter().map(|p| (p.pid, p.cpu_percent)).collect());
         let mut findings = Vec::new();
         for (master, workers) in masters {
             let cmd = master_cmdlines.get(&master).cloned().unwrap_or_default();
@@ -514,7 +513,7 @@ mod tests {
 
     /// A bundle with one master (100) and `workers` workers (101..), their limits, the
     /// config, 2 CPUs and a 1 s window in which worker i used `cpu[i]` % CPU.
-    fn bundle(workers: usize, conf: &str, soft: u64, cpu: &[u64]) -> snap_bundle::Bundle {
+    fn bundle(workers: usize, conf: &str, soft: u64, cpu: &[u64]) -> crate::rules::testing::TestBundle {
         let mut files: Vec<(String, String)> = vec![
             ("manifest.json".into(), r#"{"format_version":1,"collector_pid":9,"host":{"clock_ticks":100,"online_cpus":2},"samples":[{"index":0,"clocks":{"monotonic_ns":1000000000}},{"index":1,"clocks":{"monotonic_ns":2000000000}}]}"#.into()),
             ("proc/100/stat".into(), master_stat(100)),

@@ -38,7 +38,7 @@ impl Rule for CpuUser {
         if r.total.ticks == 0 || user < WARN_PERCENT {
             return Ok(Vec::new());
         }
-        let procs: Vec<_> = w.process_cpu(input).into_iter().filter(|p| p.cpu_percent > 0.0).take(TOP).collect();
+        let procs: Vec<_> = w.process_cpu(input).iter().filter(|p| p.cpu_percent > 0.0).take(TOP).cloned().collect();
         let names: Vec<String> = procs.iter().map(samples::describe_process).collect();
         let mut f = Finding::new(
             self.id(),

@@ -65,7 +65,7 @@ impl Rule for DeletedOpen {
     }
 
     fn evaluate(&self, input: &Input) -> Need<Vec<Finding>> {
-        let open = input.open_files()?;
+        let open = &input.descriptors()?.deleted;
         let filesystems: &[Filesystem] = match input.filesystems() {
             Ok(f) => f,
             Err(Skip::Missing(_)) | Err(Skip::Bad { .. }) => &[],

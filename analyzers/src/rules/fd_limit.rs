@@ -66,35 +66,12 @@ impl Rule for FdLimitNear {
     }
 }
 
-/// Per-process descriptor counts from the scan.
-#[derive(Default)]
-struct Fds {
-    command: String,
-    count: u64,
-    highest: u64,
-    by_kind: BTreeMap<String, u64>,
-}
-
 impl FdLimitNear {
     fn per_process(&self, input: &Input) -> Need<Vec<Finding>> {
-        let open = input.open_files()?;
+        let per_pid = &input.descriptors()?.per_pid;
         let collector = input.manifest().map(|m| m.collector_pid).filter(|p| *p > 0);
-        let mut per_pid: BTreeMap<u32, Fds> = BTreeMap::new();
-        for f in open {
-            let Ok(fd) = f.fd.parse::<u64>() else { continue };
-            if Some(f.pid) == collector {
-                continue;
-            }
-            let e = per_pid.entry(f.pid).or_default();
-            if e.command.is_empty() {
-                e.command.clone_from(&f.command);
-            }
-            e.count += 1;
-            e.highest = e.highest.max(fd);
-            *e.by_kind.entry(if f.kind.is_empty() { "unknown".into() } else { f.kind.clone() }).or_default() += 1;
-        }
         let mut findings = Vec::new();
-        for (pid, fds) in per_pid {
+        for (&pid, fds) in per_pid.iter().filter(|(pid, _)| Some(**pid) != collector) {
             let entry = format!("proc/{pid}/limits");
             // A process without a (readable) limits file is not judged; it does not fail the rule.
             let Ok(text) = input.text(&entry) else { continue };
@@ -102,7 +79,7 @@ impl FdLimitNear {
             let Some(soft) = soft.filter(|s| *s > 0) else { continue };
             let percent = fds.count as f64 * 100.0 / soft as f64;
             let Some(severity) = severity(percent) else { continue };
-            let comm = status_name(input, pid).unwrap_or(fds.command);
+            let comm = status_name(input, pid).unwrap_or_else(|| fds.command.clone());
             let kinds: Vec<String> = by_count(&fds.by_kind).iter().map(|(k, n)| format!("{n} {k}")).collect();
             let hard_text = hard.map_or("unlimited".to_string(), |h| h.to_string());
             findings.push(

@@ -30,7 +30,7 @@ impl Rule for ConntrackFull {
     fn evaluate(&self, input: &Input) -> Need<Vec<Finding>> {
         let lines = klog::read(input)?;
         let mut groups = Groups::default();
-        for line in &lines {
+        for line in lines.iter() {
             if line.message.contains("conntrack: table full, dropping packet") {
                 groups.add("nf_conntrack", line);
             }

@@ -34,7 +34,7 @@ impl Rule for HardwareError {
     fn evaluate(&self, input: &Input) -> Need<Vec<Finding>> {
         let lines = klog::read(input)?;
         let mut groups = Groups::default();
-        for line in &lines {
+        for line in lines.iter() {
             let Some((source, fatal)) = parse(&line.message) else { continue };
             let g = groups.add(&source, line);
             if fatal {

@@ -40,7 +40,7 @@ impl Rule for IoError {
         let lines = klog::read(input)?;
         let mut groups = Groups::default();
         let mut kinds: BTreeMap<String, BTreeMap<&'static str, u64>> = BTreeMap::new();
-        for line in &lines {
+        for line in lines.iter() {
             let Some((dev, kind)) = parse(&line.message) else { continue };
             groups.add(dev, line);
             *kinds.entry(dev.to_string()).or_default().entry(kind).or_default() += 1;

@@ -39,7 +39,7 @@ impl Rule for Segfault {
         let mut groups = Groups::default();
         let mut pids: std::collections::BTreeMap<String, BTreeSet<u32>> = Default::default();
         let mut libs: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
-        for line in &lines {
+        for line in lines.iter() {
             let Some(c) = parse(&line.message) else { continue };
             groups.add(c.comm, line);
             pids.entry(c.comm.to_string()).or_default().insert(c.pid);

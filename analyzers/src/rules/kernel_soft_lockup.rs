@@ -37,7 +37,7 @@ impl Rule for SoftLockup {
         let lines = klog::read(input)?;
         let mut groups = Groups::default();
         let mut hard = BTreeSet::new();
-        for line in &lines {
+        for line in lines.iter() {
             let Some((cpu, kind, task)) = parse(&line.message) else { continue };
             let subject = format!("CPU {cpu}");
             let g = groups.add(&subject, line);

@@ -128,7 +128,7 @@ impl Rule for SynFlood {
 
         let mut groups = Groups::default();
         let mut detail: BTreeMap<u16, (BTreeSet<String>, BTreeMap<String, usize>)> = BTreeMap::new();
-        for line in lines.iter().flatten() {
+        for line in lines.iter().flat_map(|l| l.iter()) {
             if let Some(m) = parse(&line.message) {
                 groups.add(&format!(":{}", m.port), line);
                 let d = detail.entry(m.port).or_default();

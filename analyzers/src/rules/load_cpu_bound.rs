@@ -57,7 +57,7 @@ impl Rule for CpuBound {
             return Ok(Vec::new());
         }
         let severity = if per_cpu >= CRITICAL_PER_CPU { Severity::Critical } else { Severity::Warning };
-        let procs: Vec<_> = w.process_cpu(input).into_iter().filter(|p| p.cpu_percent >= 1.0).take(TOP).collect();
+        let procs: Vec<_> = w.process_cpu(input).iter().filter(|p| p.cpu_percent >= 1.0).take(TOP).cloned().collect();
         let names: Vec<String> = procs.iter().take(TOP_IN_SUMMARY).map(samples::describe_process).collect();
         let per_sample: Vec<u32> = w.samples.iter().filter_map(|s| s.runnable_others()).collect();
         let mut evidence = Evidence::entry("samples/<n>/proc/stat");

@@ -41,11 +41,9 @@ impl Rule for IoBound {
         // pid -> (comm, samples in which it was in D).
         let mut in_d: BTreeMap<u32, (String, usize)> = BTreeMap::new();
         for s in &w.samples {
-            for (pid, st) in w.processes(input, s) {
-                if st.state == 'D' {
-                    let e = in_d.entry(pid).or_insert_with(|| (st.comm.clone(), 0));
-                    e.1 += 1;
-                }
+            for (pid, st) in w.processes_where(input, s, |state| state == 'D') {
+                let e = in_d.entry(pid).or_insert_with(|| (st.comm.clone(), 0));
+                e.1 += 1;
             }
         }
         let n = w.samples.len();

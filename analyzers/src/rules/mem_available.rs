@@ -34,11 +34,9 @@ impl Rule for MemAvailableLow {
     fn evaluate(&self, input: &Input) -> Need<Vec<Finding>> {
         let m = input.meminfo("proc/meminfo")?;
         let Some(available) = m.mem_available else {
-            // Kernels before 3.14 have no MemAvailable; estimating it is not this rule's job.
-            return Err(Skip::Bad {
-                entry: "proc/meminfo".into(),
-                detail: "no MemAvailable line (kernel < 3.14)".into(),
-            });
+            // Kernels before 3.14 have no MemAvailable: valid data this rule cannot judge
+            // (an estimate would need the zone watermarks), so it is not evaluated.
+            return Err(Skip::Missing(vec!["MemAvailable in proc/meminfo (kernels before 3.14 lack it)".into()]));
         };
         if m.mem_total == 0 {
             return Err(Skip::bad("proc/meminfo", "MemTotal is 0"));

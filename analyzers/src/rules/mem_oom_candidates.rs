@@ -88,14 +88,18 @@ impl Rule for OomCandidates {
             evidence.push(e);
         }
 
-        let candidates = candidates(input);
-        if candidates.is_empty() && !input.entries().iter().any(|e| e.ends_with("/oom_score")) {
+        if !input.entries_under("proc/").iter().any(|e| e.ends_with("/oom_score")) {
             return Err(Skip::missing("proc/<pid>/oom_score"));
         }
         if meminfo_missing && log.is_err() {
             return Err(Skip::missing("proc/meminfo"));
         }
-        if reasons.is_empty() || candidates.is_empty() {
+        if reasons.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Read only under pressure: it reads three files of every process.
+        let candidates = candidates(input);
+        if candidates.is_empty() {
             return Ok(Vec::new());
         }
 
@@ -167,7 +171,7 @@ struct Candidate {
 fn candidates(input: &Input) -> Vec<Candidate> {
     let mut out = Vec::new();
     let collector = input.manifest().map(|m| m.collector_pid).filter(|p| *p > 0);
-    for entry in input.entries() {
+    for entry in input.entries_under("proc/") {
         let Some(pid) = entry.strip_prefix("proc/").and_then(|r| r.strip_suffix("/oom_score")) else { continue };
         let Ok(pid) = pid.parse::<u32>() else { continue };
         if Some(pid) == collector {
@@ -239,7 +243,7 @@ mod tests {
         v
     }
 
-    fn bundle(extra: &[(&str, String)]) -> snap_bundle::Bundle {
+    fn bundle(extra: &[(&str, String)]) -> crate::rules::testing::TestBundle {
         let all: Vec<(String, String)> =
             procs().into_iter().chain(extra.iter().map(|(a, b)| (a.to_string(), b.clone()))).collect();
         let refs: Vec<(&str, &str)> = all.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();

@@ -88,20 +88,26 @@ impl Rule for Swap {
             .fact("swap_used_percent", round1(used_percent));
         if let Some(a) = &activity {
             let label = if a.window { format!("in the {:.1} s window", a.seconds) } else { "since boot".to_string() };
-            summary.push_str(&format!(
-                "; {:.1} pages/s in, {:.1} pages/s out {label} ({} in, {} out)",
-                a.in_rate,
-                a.out_rate,
-                human_pages(a.pages_in, page),
-                human_pages(a.pages_out, page)
-            ));
+            let moved = format!("{} in, {} out", human_pages(a.pages_in, page), human_pages(a.pages_out, page));
+            if a.seconds > 0.0 {
+                summary.push_str(&format!(
+                    "; {:.1} pages/s in, {:.1} pages/s out {label} ({moved})",
+                    a.in_rate, a.out_rate
+                ));
+            } else {
+                // No uptime to divide by: the totals are known, the rate is not.
+                summary.push_str(&format!("; {moved} {label}, rate unknown (no proc/uptime)"));
+            }
             f = f
                 .fact("rates_from", if a.window { "window" } else { "since boot" })
-                .fact("seconds", round1(a.seconds))
                 .fact("pswpin_pages", a.pages_in)
-                .fact("pswpout_pages", a.pages_out)
-                .fact("pswpin_per_s", round1(a.in_rate))
-                .fact("pswpout_per_s", round1(a.out_rate));
+                .fact("pswpout_pages", a.pages_out);
+            if a.seconds > 0.0 {
+                f = f
+                    .fact("seconds", round1(a.seconds))
+                    .fact("pswpin_per_s", round1(a.in_rate))
+                    .fact("pswpout_per_s", round1(a.out_rate));
+            }
             f = f.evidence(a.evidence.clone());
         } else {
             summary.push_str("; swapping rate unknown (no vmstat)");

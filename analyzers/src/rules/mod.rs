@@ -91,15 +91,27 @@ mod tests {
 pub(crate) mod testing {
     use snap_bundle::Bundle;
 
-    /// A directory bundle holding exactly these entries. The directory is kept alive
-    /// for the test process by leaking it (tests are short-lived).
-    pub fn bundle_with(entries: &[(&str, &str)]) -> Bundle {
-        let dir = tempfile::tempdir().unwrap().keep();
+    /// A directory bundle and the temporary directory holding it, removed on drop.
+    pub struct TestBundle {
+        bundle: Bundle,
+        _dir: tempfile::TempDir,
+    }
+
+    impl std::ops::Deref for TestBundle {
+        type Target = Bundle;
+        fn deref(&self) -> &Bundle {
+            &self.bundle
+        }
+    }
+
+    /// A directory bundle holding exactly these entries.
+    pub fn bundle_with(entries: &[(&str, &str)]) -> TestBundle {
+        let dir = tempfile::tempdir().unwrap();
         for (name, text) in entries {
-            let p = dir.join(name);
+            let p = dir.path().join(name);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, text).unwrap();
         }
-        Bundle::open(&dir).unwrap()
+        TestBundle { bundle: Bundle::open(dir.path()).unwrap(), _dir: dir }
     }
 }

@@ -88,13 +88,8 @@ impl Rule for CloseWait {
             return Ok(Vec::new());
         }
         // Descriptors per pid, only when the open-file scan is there.
-        let fds: Option<BTreeMap<u32, usize>> = input.open_files().ok().map(|files| {
-            let mut m = BTreeMap::new();
-            for f in files.iter().filter(|f| f.fd.parse::<u32>().is_ok()) {
-                *m.entry(f.pid).or_insert(0) += 1;
-            }
-            m
-        });
+        let fds: Option<BTreeMap<u32, usize>> =
+            input.descriptors().ok().map(|d| d.per_pid.iter().map(|(pid, p)| (*pid, p.count as usize)).collect());
         let mut findings = Vec::new();
         for (owner, socks) in groups {
             let count = socks.len();

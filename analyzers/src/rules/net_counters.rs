@@ -123,7 +123,7 @@ impl Window {
 pub fn window(input: &Input, file: &str) -> Need<Option<Window>> {
     let suffix = format!("/{file}");
     let mut indexes: Vec<usize> = input
-        .entries()
+        .entries_under("samples/")
         .iter()
         .filter_map(|e| e.strip_prefix("samples/")?.strip_suffix(&suffix)?.parse().ok())
         .collect();

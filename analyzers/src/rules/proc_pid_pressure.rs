@@ -123,7 +123,7 @@ fn task_count(input: &Input) -> Need<(u64, Evidence)> {
         }
     }
     let tasks = input
-        .entries()
+        .entries_under("proc/")
         .iter()
         .filter(|e| {
             let Some(rest) = e.strip_prefix("proc/") else { return false };
