@@ -320,6 +320,8 @@ pub struct Group {
     pub count: usize,
     pub first: Option<String>,
     pub last: Option<String>,
+    /// Seconds since boot of the latest occurrence, when its line had them.
+    pub last_uptime_s: Option<f64>,
     /// Evidence per entry: cited lines, at most [`MAX_EVIDENCE`] in all.
     pub lines: Vec<(String, String)>,
     /// Free-form per-subject details a rule keeps (first value wins).
@@ -337,6 +339,9 @@ impl Groups {
         if let Some(t) = line.when() {
             g.first.get_or_insert_with(|| t.clone());
             g.last = Some(t);
+        }
+        if let Some(u) = line.uptime_s {
+            g.last_uptime_s = Some(g.last_uptime_s.map_or(u, |l| l.max(u)));
         }
         g.push(line);
         g
@@ -379,6 +384,9 @@ impl Group {
         if let Some(t) = &self.last {
             f = f.fact("last_time", t.clone());
         }
+        if let Some(u) = self.last_uptime_s {
+            f = f.fact("last_uptime_s", u);
+        }
         for e in self.evidence() {
             f = f.evidence(e);
         }
@@ -392,6 +400,72 @@ impl Group {
             (Some(a), _) => format!(" at {a}"),
             _ => String::new(),
         }
+    }
+}
+
+/// Kernel-log events this long before the capture are old news: reported one severity
+/// level lower (see [`aged`]).
+pub const RECENT_SECONDS: f64 = 3600.0;
+
+/// The sentence the kernel-log rules add to their thresholds.
+#[macro_export]
+macro_rules! aged_note {
+    () => {
+        " Events whose last occurrence was logged more than an hour before the capture \
+         (seconds since boot of the line against the capture's uptime) are reported one \
+         level lower, with their age; when either time is unknown the level stands."
+    };
+}
+
+/// Seconds since boot at capture time: the manifest's boottime clock, else proc/uptime.
+pub fn capture_uptime(input: &Input) -> Option<f64> {
+    if let Some(ns) = input.manifest().map(|m| m.clocks.boottime_ns).filter(|ns| *ns > 0) {
+        return Some(ns as f64 / 1e9);
+    }
+    let text = input.text("proc/uptime").ok()?;
+    text.split_whitespace().next()?.parse::<f64>().ok().filter(|s| s.is_finite() && *s > 0.0)
+}
+
+/// Adds the age of the latest event (`age_s`, and to the summary) to a finding about
+/// kernel-log events, and lowers its severity by one level when that is more than
+/// [`RECENT_SECONDS`] before the capture. `now` is [`capture_uptime`].
+pub fn aged(mut f: Finding, now: Option<f64>, last_uptime_s: Option<f64>) -> Finding {
+    let (Some(now), Some(last)) = (now, last_uptime_s) else { return f };
+    let age = now - last;
+    if !age.is_finite() || age < 0.0 {
+        // A line from after the capture: another boot's log, or a clock that is off.
+        return f;
+    }
+    f.summary.push_str(&format!("; the last {} before the capture", human_age(age)));
+    if age > RECENT_SECONDS {
+        f.severity = match f.severity {
+            Severity::Critical => Severity::Warning,
+            _ => Severity::Info,
+        };
+    }
+    f.fact("age_s", (age * 10.0).round() / 10.0)
+}
+
+/// [`aged`] for findings made by [`Group::finding`], which carry `last_uptime_s`.
+pub fn aged_all(input: &Input, findings: Vec<Finding>) -> Vec<Finding> {
+    let now = capture_uptime(input);
+    findings
+        .into_iter()
+        .map(|f| {
+            let last = f.facts.get("last_uptime_s").and_then(|v| v.as_f64());
+            aged(f, now, last)
+        })
+        .collect()
+}
+
+/// `45 s`, `12 min`, `3 h 5 min`, `2 d 4 h`.
+pub fn human_age(s: f64) -> String {
+    let s = s.max(0.0) as u64;
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=7199 => format!("{} min", s / 60),
+        7200..=172_799 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        _ => format!("{} d {} h", s / 86_400, s % 86_400 / 3600),
     }
 }
 
@@ -520,6 +594,24 @@ mod tests {
         assert_eq!(read(&Input::new(&b)).unwrap()[0].message, "b");
         let b = bundle_with(&[("proc/loadavg", "0 0 0 1/1 1\n")]);
         assert!(matches!(read(&Input::new(&b)), Err(Skip::Missing(_))));
+    }
+
+    #[test]
+    fn aged_lowers_old_events_one_level_and_keeps_unknown_ones() {
+        let f = |sev| Finding::new("r", sev, "s", "x");
+        assert_eq!(aged(f(Severity::Critical), Some(10_000.0), Some(100.0)).severity, Severity::Warning);
+        assert_eq!(aged(f(Severity::Warning), Some(10_000.0), Some(100.0)).severity, Severity::Info);
+        assert_eq!(aged(f(Severity::Info), Some(10_000.0), Some(100.0)).severity, Severity::Info);
+        assert_eq!(aged(f(Severity::Critical), Some(3_700.0), Some(100.0)).severity, Severity::Critical);
+        assert_eq!(aged(f(Severity::Critical), None, Some(100.0)).severity, Severity::Critical);
+        assert_eq!(aged(f(Severity::Critical), Some(10_000.0), None).severity, Severity::Critical);
+        // A line from after the capture (another boot's log): no age, no change.
+        let later = aged(f(Severity::Critical), Some(100.0), Some(10_000.0));
+        assert_eq!((later.severity, later.summary.as_str()), (Severity::Critical, "x"));
+        assert_eq!(human_age(59.0), "59 s");
+        assert_eq!(human_age(3_000.0), "50 min");
+        assert_eq!(human_age(7_500.0), "2 h 5 min");
+        assert_eq!(human_age(200_000.0), "2 d 7 h");
     }
 
     #[test]

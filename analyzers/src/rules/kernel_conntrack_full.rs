@@ -17,10 +17,13 @@ impl Rule for ConntrackFull {
     }
 
     fn thresholds(&self) -> &'static str {
-        "any message fires, critical: every drop is a new connection (or a packet of one) \
+        concat!(
+            "any message fires, critical: every drop is a new connection (or a packet of one) \
          silently lost, which clients see as timeouts. The message is rate-limited, so its \
          count is a lower bound. The current nf_conntrack_count and nf_conntrack_max are \
-         shown when the bundle holds them."
+         shown when the bundle holds them.",
+            crate::aged_note!()
+        )
     }
 
     fn inputs(&self) -> &'static [&'static str] {
@@ -38,25 +41,28 @@ impl Rule for ConntrackFull {
         let read = |e: &str| input.text(e).ok().and_then(|t| t.trim().parse::<u64>().ok());
         let max = read("proc/sys/net/netfilter/nf_conntrack_max");
         let count = read("proc/sys/net/netfilter/nf_conntrack_count");
-        Ok(groups
-            .into_groups()
-            .map(|(subject, g)| {
-                let summary = format!("conntrack table full, packets dropped ({} messages)", g.count);
-                let mut f = g.finding(self.id(), Severity::Critical, &subject, summary).advice(
-                    "Raise net.netfilter.nf_conntrack_max (and nf_conntrack_buckets) to fit the \
+        Ok(klog::aged_all(
+            input,
+            groups
+                .into_groups()
+                .map(|(subject, g)| {
+                    let summary = format!("conntrack table full, packets dropped ({} messages)", g.count);
+                    let mut f = g.finding(self.id(), Severity::Critical, &subject, summary).advice(
+                        "Raise net.netfilter.nf_conntrack_max (and nf_conntrack_buckets) to fit the \
                      connection rate times the tracking timeouts, shorten the timeouts \
                      (nf_conntrack_tcp_timeout_time_wait, _established), or exempt busy stateless \
                      traffic from tracking with NOTRACK / notrack rules.",
-                );
-                if let Some(m) = max {
-                    f = f.fact("nf_conntrack_max", m);
-                }
-                if let Some(c) = count {
-                    f = f.fact("nf_conntrack_count", c);
-                }
-                f
-            })
-            .collect())
+                    );
+                    if let Some(m) = max {
+                        f = f.fact("nf_conntrack_max", m);
+                    }
+                    if let Some(c) = count {
+                        f = f.fact("nf_conntrack_count", c);
+                    }
+                    f
+                })
+                .collect(),
+        ))
     }
 }
 

@@ -21,10 +21,13 @@ impl Rule for HardwareError {
     }
 
     fn thresholds(&self) -> &'static str {
-        "any report fires, one finding per source (EDAC memory controller, mce, GHES): warning \
+        concat!(
+            "any report fires, one finding per source (EDAC memory controller, mce, GHES): warning \
          for corrected errors (CE; the hardware fixed them, but a rising count predicts a \
          failing DIMM or CPU), critical for uncorrected (UE) or fatal ones, which corrupt or \
-         kill what touched the memory."
+         kill what touched the memory.",
+            crate::aged_note!()
+        )
     }
 
     fn inputs(&self) -> &'static [&'static str] {
@@ -41,20 +44,23 @@ impl Rule for HardwareError {
                 g.details.insert("uncorrected".into(), "yes".into());
             }
         }
-        Ok(groups
-            .into_groups()
-            .map(|(source, g)| {
-                let uncorrected = g.details.contains_key("uncorrected");
-                let severity = if uncorrected { Severity::Critical } else { Severity::Warning };
-                let what = if uncorrected { "uncorrected hardware errors" } else { "corrected hardware errors" };
-                let summary = format!("{} reports of {what} from {source}", g.count);
-                g.finding(self.id(), severity, &source, summary).fact("uncorrected", uncorrected).advice(
-                    "Decode the reports (rasdaemon / ras-mc-ctl --errors, mcelog) to find the \
+        Ok(klog::aged_all(
+            input,
+            groups
+                .into_groups()
+                .map(|(source, g)| {
+                    let uncorrected = g.details.contains_key("uncorrected");
+                    let severity = if uncorrected { Severity::Critical } else { Severity::Warning };
+                    let what = if uncorrected { "uncorrected hardware errors" } else { "corrected hardware errors" };
+                    let summary = format!("{} reports of {what} from {source}", g.count);
+                    g.finding(self.id(), severity, &source, summary).fact("uncorrected", uncorrected).advice(
+                        "Decode the reports (rasdaemon / ras-mc-ctl --errors, mcelog) to find the \
                      DIMM or CPU, check the BMC / IPMI event log, and have the part replaced if \
                      errors repeat; uncorrected errors warrant moving workloads off the host.",
-                )
-            })
-            .collect())
+                    )
+                })
+                .collect(),
+        ))
     }
 }
 

@@ -22,10 +22,13 @@ impl Rule for HungTask {
     }
 
     fn thresholds(&self) -> &'static str {
-        "any report fires, as a warning, one finding per task (pid and command) with its count \
+        concat!(
+            "any report fires, as a warning, one finding per task (pid and command) with its count \
          and the longest wait. The kernel only logs a task after hung_task_timeout_secs (120 s by \
          default) in D state: it is waiting for I/O or a lock that does not come (a dead disk or \
-         NFS server, a storage path failover, a kernel deadlock). The call trace says which."
+         NFS server, a storage path failover, a kernel deadlock). The call trace says which.",
+            crate::aged_note!()
+        )
     }
 
     fn inputs(&self) -> &'static [&'static str] {
@@ -86,7 +89,7 @@ impl Rule for HungTask {
             }
             out.push(f);
         }
-        Ok(out)
+        Ok(klog::aged_all(input, out))
     }
 }
 

@@ -25,11 +25,14 @@ impl Rule for IoError {
     }
 
     fn thresholds(&self) -> &'static str {
-        "any error fires, critical, one finding per device with its count and kinds (io, medium, \
+        concat!(
+            "any error fires, critical, one finding per device with its count and kinds (io, medium, \
          scsi_sense, filesystem). A failed read or write reached the application as EIO or was lost in the \
          page cache; medium errors mean bad sectors, filesystem errors a corrupted or \
          read-only filesystem. Even one deserves a look at the disk's health (smartctl) and \
-         the filesystem's state."
+         the filesystem's state.",
+            crate::aged_note!()
+        )
     }
 
     fn inputs(&self) -> &'static [&'static str] {
@@ -66,7 +69,7 @@ impl Rule for IoError {
                     .advice(advice),
             );
         }
-        Ok(out)
+        Ok(klog::aged_all(input, out))
     }
 }
 

@@ -24,10 +24,13 @@ impl Rule for Segfault {
     }
 
     fn thresholds(&self) -> &'static str {
-        "any crash fires, one finding per program name: info for 1 or 2 crashes, warning from 3 \
+        concat!(
+            "any crash fires, one finding per program name: info for 1 or 2 crashes, warning from 3 \
          (a program crashing repeatedly, often restarted in a loop by its supervisor). The \
          library named after `in` is where the faulting instruction was, usually the place to \
-         look (or the library to upgrade)."
+         look (or the library to upgrade).",
+            crate::aged_note!()
+        )
     }
 
     fn inputs(&self) -> &'static [&'static str] {
@@ -69,7 +72,7 @@ impl Rule for Segfault {
                     ),
             );
         }
-        Ok(out)
+        Ok(klog::aged_all(input, out))
     }
 }
 

@@ -23,10 +23,13 @@ impl Rule for SoftLockup {
     }
 
     fn thresholds(&self) -> &'static str {
-        "any report fires, one finding per CPU: warning for soft lockups (a CPU did not \
+        concat!(
+            "any report fires, one finding per CPU: warning for soft lockups (a CPU did not \
          schedule for 2 x watchdog_thresh, 20 s by default), critical for hard lockups (not \
          even interrupts ran for watchdog_thresh). Both come from a kernel bug, a driver \
-         spinning, or on VMs a starved vCPU (check cpu.steal)."
+         spinning, or on VMs a starved vCPU (check cpu.steal).",
+            crate::aged_note!()
+        )
     }
 
     fn inputs(&self) -> &'static [&'static str] {
@@ -70,7 +73,7 @@ impl Rule for SoftLockup {
                          check steal time and host overcommit, which make vCPUs look stuck.",
             ));
         }
-        Ok(out)
+        Ok(klog::aged_all(input, out))
     }
 }
 

@@ -84,7 +84,9 @@ impl Rule for SynFlood {
     }
 
     fn thresholds(&self) -> &'static str {
-        "any \"possible SYN flooding\" message is critical, one finding per port: the listener's \
+        "any \"possible SYN flooding\" message is critical (one level lower when the last was \
+         logged more than an hour before the capture and the window shows no SYN_RECV \
+         sockets on the port, SYN cookies or SYN-queue overflows), one finding per port: the listener's \
          SYN queue was full, so the kernel answered with SYN cookies (which lose TCP options \
          such as window scaling on old kernels) or, with syncookies off, dropped connection \
          attempts. The kernel prints it once per listening socket, so the count is a lower \
@@ -209,6 +211,7 @@ impl Rule for SynFlood {
             )
         };
 
+        let now = klog::capture_uptime(input);
         let mut findings = Vec::new();
         if !groups.is_empty() {
             for (subject, g) in groups.into_groups() {
@@ -234,6 +237,17 @@ impl Rule for SynFlood {
                     .fact("port", port)
                     .fact("addresses", addrs.into_iter().collect::<Vec<_>>())
                     .fact("actions", serde_json::to_value(&actions).unwrap_or_default());
+                // Half-open connections or SYN-queue overflows now: the flood is not history.
+                let ongoing = syn_recv.get(&port).is_some_and(|n| *n > 0 && have_scan)
+                    || span.as_ref().is_some_and(|s| {
+                        matches!(s, Span::Window(_))
+                            && ["SyncookiesSent", "TCPReqQFullDoCookies", "TCPReqQFullDrop"]
+                                .iter()
+                                .any(|n| s.value("TcpExt", n).unwrap_or(0) > 0)
+                    });
+                if !ongoing {
+                    f = klog::aged(f, now, g.last_uptime_s);
+                }
                 findings.push(decorate(f, Some(port)));
             }
         } else if let Some(span @ Span::Window(_)) = &span {
@@ -297,6 +311,27 @@ mod tests {
                 40000 + i
             ) + "\n")
             .collect()
+    }
+
+    #[test]
+    fn an_old_message_is_a_warning_unless_the_flood_goes_on() {
+        // The message at 100 s after boot, the capture at 10,000 s (proc/uptime).
+        let log = kmsg(&[(100_000_000, FLOOD)]);
+        let at = |sockets: &str| {
+            let b = bundle_with(&[
+                ("kernel/kmsg.txt", &log),
+                ("proc/uptime", "10000.00 19000.00\n"),
+                ("scan/sockets.jsonl", sockets),
+            ]);
+            SynFlood.evaluate(&Input::new(&b)).unwrap().remove(0)
+        };
+        let history = at("");
+        assert_eq!(history.severity, Severity::Warning);
+        assert_eq!(history.facts["age_s"], 9900.0);
+        assert!(history.summary.contains("the last 2 h 45 min before the capture"), "{}", history.summary);
+        // Half-open connections on the port now: the flood is current, whatever the log's age.
+        let ongoing = at(&syn_recv(31938, 3));
+        assert_eq!(ongoing.severity, Severity::Critical);
     }
 
     #[test]

@@ -31,7 +31,8 @@ impl Rule for OomCandidates {
     fn thresholds(&self) -> &'static str {
         "info, listing the 5 processes with the highest oom_score (with oom_score_adj and VmRSS), \
          only when memory is under pressure: MemAvailable below 20 % of MemTotal, or a host-wide \
-         OOM kill in the kernel log. A kill caused by a cgroup's memory limit does not count: \
+         OOM kill in the kernel log (logged at most an hour before the capture, when both \
+         times are known). A kill caused by a cgroup's memory limit does not count: \
          the cgroup's OOM killer chooses among that cgroup's tasks, not by this host-wide \
          ranking. On a healthy box the ranking is noise, so the rule stays quiet. Processes \
          with oom_score 0 or oom_score_adj -1000 (never chosen) are left out. oom_score is the \
@@ -77,7 +78,15 @@ impl Rule for OomCandidates {
         let log = klog::read(input);
         let host_kills: Vec<mem_oom_kill::Event> = log
             .as_ref()
-            .map(|lines| mem_oom_kill::events(lines).into_iter().filter(|e| !e.cgroup_limit()).collect())
+            .map(|lines| {
+                // Kills from more than an hour before the capture say nothing about now.
+                let now = klog::capture_uptime(input);
+                let recent = |e: &mem_oom_kill::Event| match (now, e.uptime_s) {
+                    (Some(now), Some(at)) => now - at <= klog::RECENT_SECONDS,
+                    _ => true,
+                };
+                mem_oom_kill::events(lines).into_iter().filter(|e| !e.cgroup_limit() && recent(e)).collect()
+            })
             .unwrap_or_default();
         if !host_kills.is_empty() {
             reasons.push(format!("{} host-wide OOM kill(s) in the kernel log", host_kills.len()));

@@ -35,14 +35,17 @@ impl Rule for OomKill {
     }
 
     fn thresholds(&self) -> &'static str {
-        "any OOM kill in the kernel log is critical: a process was killed without warning, and \
+        concat!(
+            "any OOM kill in the kernel log is critical: a process was killed without warning, and \
          the log is the only trace of it. One finding per victim (pid and command), counting \
          repeated kills of it. The cause decides the advice: CONSTRAINT_MEMCG (or 'Memory cgroup \
          out of memory', or 'killed as a result of limit of') means a cgroup's memory.max / \
          limit_in_bytes was reached while the host may have had memory to spare, so the limit \
          or the workload's footprint is the thing to change; CONSTRAINT_NONE means the whole \
          host ran out of RAM and swap; CONSTRAINT_CPUSET / CONSTRAINT_MEMORY_POLICY a NUMA \
-         placement restriction."
+         placement restriction.",
+            crate::aged_note!()
+        )
     }
 
     fn inputs(&self) -> &'static [&'static str] {
@@ -51,7 +54,7 @@ impl Rule for OomKill {
 
     fn evaluate(&self, input: &Input) -> Need<Vec<Finding>> {
         let lines = klog::read(input)?;
-        Ok(findings(self.id(), &events(&lines)))
+        Ok(klog::aged_all(input, findings(self.id(), &events(&lines))))
     }
 }
 
@@ -290,6 +293,7 @@ fn findings(rule: &str, events: &[Event]) -> Vec<Finding> {
             .fact("pid", last.pid.unwrap_or(0))
             .fact("command", last.command.clone().unwrap_or_default())
             .fact("kills", evs.len())
+            .fact("last_uptime_s", evs.iter().filter_map(|e| e.uptime_s).reduce(f64::max))
             .fact("killed", evs.iter().any(|e| e.killed))
             .fact("cgroup_limit", cgroup)
             .fact("cause", last.cause())
@@ -408,6 +412,28 @@ mod tests {
         assert_eq!(f.len(), 2);
         assert_eq!(f[0].subject, "pid 123 (httpd)");
         assert_eq!(f[0].facts["kills"], 2);
+    }
+
+    #[test]
+    fn old_kills_are_one_level_lower_with_their_age() {
+        // The kill at 5.000003 s after boot; the capture at 4,000 s (proc/uptime) is over an
+        // hour later, at 600 s it is recent.
+        let kill = "3,1003,5000003,-;Out of memory: Killed process 4242 (perl) total-vm:300000kB, anon-rss:31000kB, file-rss:4000kB, shmem-rss:0kB, UID:0 pgtables:100kB oom_score_adj:0\n";
+        let at = |uptime: &str| {
+            let b = bundle_with(&[("kernel/kmsg.txt", kill), ("proc/uptime", uptime)]);
+            OomKill.evaluate(&Input::new(&b)).unwrap().remove(0)
+        };
+        let old = at("4000.00 7000.00\n");
+        assert_eq!(old.severity, Severity::Warning);
+        assert_eq!(old.facts["age_s"], 3995.0);
+        assert!(old.summary.ends_with("; the last 66 min before the capture"), "{}", old.summary);
+        let recent = at("600.00 1000.00\n");
+        assert_eq!(recent.severity, Severity::Critical);
+        assert_eq!(recent.facts["age_s"], 595.0);
+        // Without the capture's uptime the age is unknown and the level stands.
+        let unknown = run("kernel/kmsg.txt", kill).remove(0);
+        assert_eq!(unknown.severity, Severity::Critical);
+        assert!(unknown.facts.get("age_s").is_none());
     }
 
     #[test]
