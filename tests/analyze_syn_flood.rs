@@ -18,7 +18,6 @@
 //! rand; mod #5`) attached to the accepted socket: for the client's TCP that is 20 %
 //! loss on the path, and it retransmits.
 
-use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -32,91 +31,16 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use snap_bundle::Bundle;
 
+mod common;
+use common::netns::{in_netns, is_root, run_ok, Pair, StopOnDrop};
+use common::{analyze_json, findings};
+
 /// One scenario at a time: each has its own namespaces, but two collections with
 /// traffic at once on a 2-CPU machine would blur the windows.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 /// How long any one step may take before the test gives up.
 const STEP: Duration = Duration::from_secs(10);
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn run_ok(args: &[&str]) -> String {
-    let out = Command::new(args[0]).args(&args[1..]).stdin(Stdio::null()).output();
-    let out = out.unwrap_or_else(|e| panic!("{}: {e}", args[0]));
-    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Namespaces `c` (client) and `s` (server) joined by veth on 10.213.`net`.0/24, IPv6
-/// off. Dropping it deletes both namespaces, which destroys the veth pair.
-struct Pair {
-    c: String,
-    s: String,
-    net: u8,
-}
-
-impl Pair {
-    fn new(tag: char, net: u8) -> Pair {
-        let pid = std::process::id();
-        let p = Pair { c: format!("snapsyn-{pid}-{tag}c"), s: format!("snapsyn-{pid}-{tag}s"), net };
-        let (vc, vs) = (format!("sy{tag}c{pid}"), format!("sy{tag}s{pid}"));
-        assert!(vc.len() <= 15 && vs.len() <= 15);
-        for ns in [&p.c, &p.s] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).stderr(Stdio::null()).status();
-            run_ok(&["ip", "netns", "add", ns]);
-            run_ok(&["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
-            run_ok(&["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
-            run_ok(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-        }
-        run_ok(&["ip", "link", "add", &vc, "netns", &p.c, "type", "veth", "peer", "name", &vs, "netns", &p.s]);
-        for (ns, dev, host) in [(&p.c, &vc, 1), (&p.s, &vs, 2)] {
-            run_ok(&["ip", "-n", ns, "addr", "add", &format!("10.213.{net}.{host}/24"), "dev", dev]);
-            run_ok(&["ip", "-n", ns, "link", "set", dev, "up"]);
-        }
-        p
-    }
-
-    fn server_ip(&self) -> Ipv4Addr {
-        Ipv4Addr::new(10, 213, self.net, 2)
-    }
-
-    fn sysctl(ns: &str, setting: &str) {
-        run_ok(&["ip", "netns", "exec", ns, "sysctl", "-qw", setting]);
-    }
-}
-
-impl Drop for Pair {
-    fn drop(&mut self) {
-        for ns in [&self.c, &self.s] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).stderr(Stdio::null()).status();
-        }
-    }
-}
-
-/// Runs `f` on a thread that entered network namespace `ns` first.
-fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
-    let path = format!("/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let fd = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        // SAFETY: fd is an open namespace file; setns changes only this thread's netns.
-        let r = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(r, 0, "setns {path}: {}", std::io::Error::last_os_error());
-        f()
-    })
-}
-
-/// Sets `stop` when dropped, so background traffic ends even when an assertion fails.
-struct StopOnDrop(Arc<AtomicBool>);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
 
 /// `snap collect` inside namespace `ns` with a 2-second window; the bundle's path.
 fn collect_in(ns: &str, dir: &Path) -> PathBuf {
@@ -129,18 +53,6 @@ fn collect_in(ns: &str, dir: &Path) -> PathBuf {
         .unwrap();
     assert!(out.status.success(), "collect failed: {}", String::from_utf8_lossy(&out.stderr));
     PathBuf::from(String::from_utf8(out.stdout).unwrap().lines().last().unwrap())
-}
-
-fn analyze_json(bundle: &Path) -> Value {
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_snap")).args(["analyze", "--format", "json"]).arg(bundle).output().unwrap();
-    assert!(out.status.success(), "analyze failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// The findings of `rule` in a report.
-fn findings<'a>(report: &'a Value, rule: &str) -> Vec<&'a Value> {
-    report["findings"].as_array().unwrap().iter().filter(|f| f["rule"] == rule).collect()
 }
 
 fn text(bundle: &Bundle, entry: &str) -> String {
@@ -244,14 +156,14 @@ fn syn_flood_on_a_tiny_backlog_is_logged_counted_and_attributed_to_its_port() {
     let pid = std::process::id();
     let port = 20000 + (pid % 20000) as u16;
     let subject = format!(":{port}");
-    let pair = Pair::new('f', 1);
-    Pair::sysctl(&pair.s, "net.ipv4.tcp_syncookies=1");
-    Pair::sysctl(&pair.s, "net.ipv4.tcp_max_syn_backlog=16");
-    Pair::sysctl(&pair.s, "net.core.somaxconn=4");
+    let pair = Pair::new("synf", [10, 213, 1]);
+    Pair::sysctl(&pair.server, "net.ipv4.tcp_syncookies=1");
+    Pair::sysctl(&pair.server, "net.ipv4.tcp_max_syn_backlog=16");
+    Pair::sysctl(&pair.server, "net.core.somaxconn=4");
     let dir = tempfile::tempdir().unwrap();
 
     // The fresh, idle server namespace: neither rule has anything to say about it.
-    let idle = analyze_json(&collect_in(&pair.s, dir.path()));
+    let idle = analyze_json(&collect_in(&pair.server, dir.path()));
     assert!(
         findings(&idle, "kernel.syn_flood")
             .iter()
@@ -263,17 +175,17 @@ fn syn_flood_on_a_tiny_backlog_is_logged_counted_and_attributed_to_its_port() {
     assert!(matches!(idle["rules"]["kernel.syn_flood"].as_str(), Some("passed" | "fired")), "{idle:#}");
 
     // The flood, kept going while snap collects in the server namespace.
-    let listener = deferring_listener(&pair.s, pair.server_ip(), port);
+    let listener = deferring_listener(&pair.server, pair.server_ip(), port);
     let stop = Arc::new(AtomicBool::new(false));
     let guard = StopOnDrop(stop.clone());
-    let flooder = flood(&pair.c, SocketAddrV4::new(pair.server_ip(), port), stop);
+    let flooder = flood(&pair.client, SocketAddrV4::new(pair.server_ip(), port), stop);
     let needle = format!("Possible SYN flooding on port {}:{port}.", pair.server_ip());
     let start = Instant::now();
     while !dmesg_has(&needle) {
         assert!(start.elapsed() < STEP, "the kernel did not log {needle:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let path = collect_in(&pair.s, dir.path());
+    let path = collect_in(&pair.server, dir.path());
     drop(guard);
     let made = flooder.join().unwrap();
     eprintln!("{made} connects");
@@ -358,7 +270,7 @@ fn drop_one_in_five(sock: &TcpStream) {
 /// arrival; returns once the connection is up.
 fn transfer(pair: &Pair, port: u16, lossy: bool, stop: Arc<AtomicBool>) -> (JoinHandle<u64>, JoinHandle<u64>) {
     let ip = pair.server_ip();
-    let listener = in_netns(&pair.s, move || TcpListener::bind((ip, port)).unwrap()).join().unwrap();
+    let listener = in_netns(&pair.server, move || TcpListener::bind((ip, port)).unwrap()).join().unwrap();
     let sink = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap();
         if lossy {
@@ -371,7 +283,7 @@ fn transfer(pair: &Pair, port: u16, lossy: bool, stop: Arc<AtomicBool>) -> (Join
         }
         got
     });
-    let sender = in_netns(&pair.c, move || {
+    let sender = in_netns(&pair.client, move || {
         let mut s = TcpStream::connect((ip, port)).unwrap();
         s.set_write_timeout(Some(STEP)).unwrap();
         let (chunk, start, mut sent) = (vec![b'x'; 1 << 16], Instant::now(), 0u64);
@@ -389,14 +301,14 @@ fn transfer(pair: &Pair, port: u16, lossy: bool, stop: Arc<AtomicBool>) -> (Join
 }
 
 /// Collects in the client namespace during a transfer; the report and the bundle.
-fn collect_during_transfer(tag: char, net: u8, lossy: bool) -> (Value, Bundle, tempfile::TempDir) {
-    let pair = Pair::new(tag, net);
+fn collect_during_transfer(tag: &str, net: u8, lossy: bool) -> (Value, Bundle, tempfile::TempDir) {
+    let pair = Pair::new(tag, [10, 213, net]);
     let stop = Arc::new(AtomicBool::new(false));
     let guard = StopOnDrop(stop.clone());
     let (sender, sink) = transfer(&pair, 5201, lossy, stop);
     std::thread::sleep(Duration::from_millis(300));
     let dir = tempfile::tempdir().unwrap();
-    let path = collect_in(&pair.c, dir.path());
+    let path = collect_in(&pair.client, dir.path());
     drop(guard);
     let sent = sender.join().unwrap();
     let got = sink.join().unwrap();
@@ -415,7 +327,7 @@ fn retransmissions_under_20_percent_loss_are_rated_and_quiet_without_loss() {
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
 
-    let (report, bundle, _dir) = collect_during_transfer('r', 2, true);
+    let (report, bundle, _dir) = collect_during_transfer("synr", 2, true);
     let out = window_delta(&bundle, "snmp", "Tcp", "OutSegs");
     let retrans = window_delta(&bundle, "snmp", "Tcp", "RetransSegs");
     let found = findings(&report, "net.retransmits");
@@ -431,7 +343,7 @@ fn retransmissions_under_20_percent_loss_are_rated_and_quiet_without_loss() {
     assert_eq!(f["severity"], expected, "{f:#}");
     assert_eq!(f["facts"]["tcpext"]["TCPTimeouts"], window_delta(&bundle, "netstat", "TcpExt", "TCPTimeouts"), "{f:#}");
 
-    let (report, bundle, _dir) = collect_during_transfer('q', 3, false);
+    let (report, bundle, _dir) = collect_during_transfer("synq", 3, false);
     assert!(window_delta(&bundle, "snmp", "Tcp", "OutSegs") >= 1000, "enough traffic to judge");
     assert_eq!(window_delta(&bundle, "snmp", "Tcp", "RetransSegs"), 0);
     assert_eq!(report["rules"]["net.retransmits"], "passed", "{report:#}");

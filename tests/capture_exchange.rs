@@ -7,13 +7,12 @@
 //! a test fails. CI runs these as root on a Linux VM with tcpdump and tshark installed.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
@@ -21,6 +20,9 @@ use std::time::{Duration, Instant};
 
 use snap_bundle::manifest::{CaptureRecord, EntryStatus, Manifest};
 use snap_bundle::{names, Bundle};
+
+mod common;
+use common::netns::{in_netns, is_root, Pair, Snap};
 
 /// The tests that capture run one at a time: each has its own namespaces, but several
 /// collections at once on a small machine would blur the timing the traffic relies on.
@@ -43,18 +45,6 @@ fn snap_bin() -> &'static str {
     env!("CARGO_BIN_EXE_snap")
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn run_ok(args: &[&str]) -> String {
-    let out = Command::new(args[0]).args(&args[1..]).stdin(Stdio::null()).output();
-    let out = out.unwrap_or_else(|e| panic!("{}: {e}", args[0]));
-    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// The response to request `i`: 300 bytes whose end, past a 128-byte snaplen, carries
 /// a marker that shows whether payload was kept.
 fn response(i: usize) -> Vec<u8> {
@@ -63,85 +53,6 @@ fn response(i: usize) -> Vec<u8> {
     r.resize(RESPONSE_LEN - marker.len(), b'.');
     r.extend_from_slice(marker.as_bytes());
     r
-}
-
-// ---- the namespaces ----
-
-/// Namespaces A (client, where snap runs) and B (server), joined by veth `va`-`vb` on
-/// 10.200.`net`.0/24, IPv6 off so that the link is silent but for the test's traffic.
-/// Dropping it deletes both namespaces, which destroys the veth pair.
-struct Pair {
-    a: String,
-    b: String,
-    va: String,
-    net: u8,
-}
-
-impl Pair {
-    fn new(tag: char, net: u8) -> Pair {
-        let pid = std::process::id();
-        let p = Pair {
-            a: format!("snapcap-{pid}-{tag}a"),
-            b: format!("snapcap-{pid}-{tag}b"),
-            va: format!("sc{tag}a{pid}"),
-            net,
-        };
-        let vb = format!("sc{tag}b{pid}");
-        assert!(p.va.len() <= 15 && vb.len() <= 15);
-        for ns in [&p.a, &p.b] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).stderr(Stdio::null()).status();
-            run_ok(&["ip", "netns", "add", ns]);
-            run_ok(&["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
-            run_ok(&["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
-            run_ok(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-        }
-        run_ok(&["ip", "link", "add", &p.va, "netns", &p.a, "type", "veth", "peer", "name", &vb, "netns", &p.b]);
-        for (ns, dev, host) in [(&p.a, &p.va, 1), (&p.b, &vb, 2)] {
-            run_ok(&["ip", "-n", ns, "addr", "add", &format!("10.200.{net}.{host}/24"), "dev", dev]);
-            run_ok(&["ip", "-n", ns, "link", "set", dev, "up"]);
-        }
-        p
-    }
-
-    fn client_ip(&self) -> Ipv4Addr {
-        Ipv4Addr::new(10, 200, self.net, 1)
-    }
-
-    fn server_ip(&self) -> Ipv4Addr {
-        Ipv4Addr::new(10, 200, self.net, 2)
-    }
-
-    /// (rx_packets, tx_packets) of every interface of namespace `ns`, from /proc/net/dev.
-    fn counters(ns: &str) -> HashMap<String, (u64, u64)> {
-        let text = run_ok(&["ip", "netns", "exec", ns, "cat", "/proc/net/dev"]);
-        text.lines()
-            .filter_map(|l| {
-                let (name, rest) = l.split_once(':')?;
-                let f: Vec<u64> = rest.split_whitespace().map(|v| v.parse().ok()).collect::<Option<_>>()?;
-                Some((name.trim().to_string(), (*f.get(1)?, *f.get(9)?)))
-            })
-            .collect()
-    }
-}
-
-impl Drop for Pair {
-    fn drop(&mut self) {
-        for ns in [&self.a, &self.b] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).stderr(Stdio::null()).status();
-        }
-    }
-}
-
-/// Runs `f` on a thread that entered network namespace `ns` first.
-fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
-    let path = format!("/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let fd = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        // SAFETY: fd is an open namespace file; setns changes only this thread's netns.
-        let r = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(r, 0, "setns {path}: {}", std::io::Error::last_os_error());
-        f()
-    })
 }
 
 // ---- the exchange ----
@@ -267,8 +178,8 @@ fn plan(with_q: bool) -> Vec<(u16, bool)> {
 
 fn exchange(pair: &Pair, plan: Vec<(u16, bool)>) -> Vec<Conn> {
     let stop = Arc::new(AtomicBool::new(false));
-    let srv = server(&pair.b, pair.server_ip(), &[P, Q], Arc::clone(&stop));
-    let conns = client(&pair.a, pair.server_ip(), plan.clone()).join();
+    let srv = server(&pair.server, pair.server_ip(), &[P, Q], Arc::clone(&stop));
+    let conns = client(&pair.client, pair.server_ip(), plan.clone()).join();
     stop.store(true, Ordering::Relaxed);
     let served = srv.join().expect("the server thread failed");
     let conns = conns.expect("the client thread failed");
@@ -279,85 +190,6 @@ fn exchange(pair: &Pair, plan: Vec<(u16, bool)>) -> Vec<Conn> {
 // ---- running snap ----
 
 /// A running `snap collect`, killed if the test fails before it ends.
-struct Snap {
-    child: Option<Child>,
-    pipes: Option<(JoinHandle<String>, JoinHandle<String>)>,
-}
-
-struct Finished {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Snap {
-    fn spawn(mut cmd: Command) -> Snap {
-        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
-        let pipe = |r: Option<Box<dyn Read + Send>>| {
-            std::thread::spawn(move || {
-                let mut v = Vec::new();
-                if let Some(mut r) = r {
-                    let _ = r.read_to_end(&mut v);
-                }
-                String::from_utf8_lossy(&v).into_owned()
-            })
-        };
-        let out = pipe(child.stdout.take().map(|r| Box::new(r) as Box<dyn Read + Send>));
-        let err = pipe(child.stderr.take().map(|r| Box::new(r) as Box<dyn Read + Send>));
-        Snap { child: Some(child), pipes: Some((out, err)) }
-    }
-
-    /// Waits until snap's capture thread exists (`ip netns exec` execs snap, so the
-    /// child's pid is snap's), then a little more for its socket to be bound.
-    fn wait_for_capture(&mut self) {
-        let child = self.child.as_mut().unwrap();
-        let tasks = PathBuf::from(format!("/proc/{}/task", child.id()));
-        let started = Instant::now();
-        loop {
-            let capturing =
-                std::fs::read_dir(&tasks).into_iter().flatten().flatten().any(|t| {
-                    std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim_end() == "snap-capture")
-                });
-            if capturing {
-                break;
-            }
-            if child.try_wait().unwrap().is_some() {
-                let f = self.finish();
-                panic!("snap ended before its capture started ({:?}): {}", f.code, f.stderr);
-            }
-            assert!(started.elapsed() < 3 * STEP, "snap's capture thread never appeared");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-
-    fn finish(&mut self) -> Finished {
-        let mut child = self.child.take().expect("finished once");
-        let started = Instant::now();
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if started.elapsed() > 6 * STEP {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("snap did not finish within {:?}", 6 * STEP);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let (out, err) = self.pipes.take().unwrap();
-        Finished { code: status.code(), stdout: out.join().unwrap(), stderr: err.join().unwrap() }
-    }
-}
-
-impl Drop for Snap {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 /// What a collection with traffic left behind.
 struct Run {
@@ -384,15 +216,15 @@ impl Run {
 fn collect_with_traffic(pair: &Pair, args: &[&str], plan: Vec<(u16, bool)>) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &pair.a, snap_bin(), "collect", "--window", "3", "--quiet"]).args(args);
+    cmd.args(["netns", "exec", &pair.client, snap_bin(), "collect", "--window", "3", "--quiet"]).args(args);
     cmd.arg("-o").arg(dir.path());
     let mut snap = Snap::spawn(cmd);
     snap.wait_for_capture();
-    let before = Pair::counters(&pair.a);
+    let before = Pair::counters(&pair.client);
     let conns = exchange(pair, plan);
     // The last ACKs are sent at once, but give them a moment before counting.
     std::thread::sleep(Duration::from_millis(100));
-    let after = Pair::counters(&pair.a);
+    let after = Pair::counters(&pair.client);
     let f = snap.finish();
     assert_eq!(f.code, Some(0), "snap collect failed: {}", f.stderr);
     assert!(!f.stderr.contains("panicked"), "{}", f.stderr);
@@ -576,16 +408,16 @@ fn contains(haystack: &[u8], needle: &[u8]) -> usize {
 fn known_exchange_on_one_interface_is_captured_once_in_order() {
     assert!(is_root(), "capturing and making namespaces needs root (CI runs as root)");
     let _one = one_at_a_time();
-    let pair = Pair::new('i', 201);
-    let run = collect_with_traffic(&pair, &["--iface", &pair.va], plan(false));
+    let pair = Pair::new("capi", [10, 200, 201]);
+    let run = collect_with_traffic(&pair, &["--iface", &pair.client_dev], plan(false));
     let pkts = tcpdump(&run.pcap);
     check_exchange(&run, &pair, &pkts, &[]);
     // The link carried nothing but the exchange (and ARP): every packet it counted is in
     // the file once, and nothing else is.
-    let (rx, tx) = run.delta(&pair.va);
+    let (rx, tx) = run.delta(&pair.client_dev);
     assert_eq!(pkts.len() as u64, rx + tx, "the veth counted {rx} received and {tx} sent");
     let cap = &run.capture;
-    assert_eq!(cap.interfaces, vec![pair.va.clone()]);
+    assert_eq!(cap.interfaces, vec![pair.client_dev.clone()]);
     assert_eq!((cap.filter.as_deref(), cap.filter_compiler.as_deref()), (None, None));
     assert_eq!((cap.snaplen, cap.payload), (128, false), "headers only by default");
     // Headers only: no record passes 128 bytes, so the responses' ends are not there.
@@ -609,12 +441,12 @@ fn known_exchange_on_one_interface_is_captured_once_in_order() {
 fn known_exchange_on_all_interfaces_keeps_payload_when_asked() {
     assert!(is_root(), "capturing and making namespaces needs root (CI runs as root)");
     let _one = one_at_a_time();
-    let pair = Pair::new('a', 202);
+    let pair = Pair::new("capa", [10, 200, 202]);
     let run = collect_with_traffic(&pair, &["--payload"], plan(false));
     let pkts = tcpdump(&run.pcap);
     check_exchange(&run, &pair, &pkts, &[]);
     // All interfaces of A: the veth, and lo, whose packets would be counted once.
-    let ((rx, tx), (lo_rx, _)) = (run.delta(&pair.va), run.delta("lo"));
+    let ((rx, tx), (lo_rx, _)) = (run.delta(&pair.client_dev), run.delta("lo"));
     assert_eq!(pkts.len() as u64, rx + tx + lo_rx, "the veth counted {rx} + {tx}, lo {lo_rx}");
     let cap = &run.capture;
     assert!(cap.interfaces.is_empty(), "{cap:?}");
@@ -640,9 +472,9 @@ fn known_exchange_on_all_interfaces_keeps_payload_when_asked() {
 fn a_filter_that_excludes_a_port_excludes_it() {
     assert!(is_root(), "capturing and making namespaces needs root (CI runs as root)");
     let _one = one_at_a_time();
-    let pair = Pair::new('f', 203);
+    let pair = Pair::new("capf", [10, 200, 203]);
     let expr = format!("not port {Q}");
-    let run = collect_with_traffic(&pair, &["--iface", &pair.va, "--filter", &expr], plan(true));
+    let run = collect_with_traffic(&pair, &["--iface", &pair.client_dev, "--filter", &expr], plan(true));
     assert_eq!(run.conns.iter().filter(|c| c.server_port == Q).count(), N, "traffic went to {Q} too");
     let pkts = tcpdump(&run.pcap);
     for p in &pkts {
@@ -656,7 +488,7 @@ fn a_filter_that_excludes_a_port_excludes_it() {
     let compiler = cap.filter_compiler.as_deref().unwrap_or_default();
     assert!(["libpcap.so.1", "libpcap.so.0.8", "tcpdump -ddd"].contains(&compiler), "{cap:?}");
     // The kernel counted what the filter let through, not what it refused.
-    let (rx, tx) = run.delta(&pair.va);
+    let (rx, tx) = run.delta(&pair.client_dev);
     assert!(cap.packets_seen < rx + tx, "seen {} of {} packets on the link", cap.packets_seen, rx + tx);
 }
 
@@ -664,8 +496,8 @@ fn a_filter_that_excludes_a_port_excludes_it() {
 fn the_packet_bound_holds() {
     assert!(is_root(), "capturing and making namespaces needs root (CI runs as root)");
     let _one = one_at_a_time();
-    let pair = Pair::new('p', 204);
-    let run = collect_with_traffic(&pair, &["--iface", &pair.va, "--max-packets", "7"], plan(false));
+    let pair = Pair::new("capp", [10, 200, 204]);
+    let run = collect_with_traffic(&pair, &["--iface", &pair.client_dev, "--max-packets", "7"], plan(false));
     let pkts = tcpdump(&run.pcap);
     let cap = &run.capture;
     assert_eq!(pkts.len(), 7, "{cap:?}");
@@ -681,8 +513,8 @@ fn the_packet_bound_holds() {
 fn the_byte_bound_holds() {
     assert!(is_root(), "capturing and making namespaces needs root (CI runs as root)");
     let _one = one_at_a_time();
-    let pair = Pair::new('b', 205);
-    let run = collect_with_traffic(&pair, &["--iface", &pair.va, "--max-capture-bytes", "2000"], plan(false));
+    let pair = Pair::new("capb", [10, 200, 205]);
+    let run = collect_with_traffic(&pair, &["--iface", &pair.client_dev, "--max-capture-bytes", "2000"], plan(false));
     let pkts = tcpdump(&run.pcap);
     let (cap, size) = (&run.capture, std::fs::metadata(&run.pcap).unwrap().len());
     assert!(size <= 2000, "{size} bytes: {cap:?}");

@@ -7,6 +7,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
+pub mod netns;
+
 pub fn snap() -> Command {
     Command::new(env!("CARGO_BIN_EXE_snap"))
 }
