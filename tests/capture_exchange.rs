@@ -189,8 +189,6 @@ fn exchange(pair: &Pair, plan: Vec<(u16, bool)>) -> Vec<Conn> {
 
 // ---- running snap ----
 
-/// A running `snap collect`, killed if the test fails before it ends.
-
 /// What a collection with traffic left behind.
 struct Run {
     manifest: Manifest,

@@ -482,14 +482,18 @@ fn parse_tar<'scope>(
         left.set(MAX_METADATA_BYTES);
         let Some(entry) = entries.next() else { break };
         let mut entry = entry.map_err(|e| corrupt(&last, e))?;
-        let raw_name = entry.path_bytes().into_owned();
-        let shown = shown_name(&raw_name);
         let kind = entry.header().entry_type();
-        let name = match names::validate(&raw_name) {
-            Ok(name) => name,
-            // `tar -cf b.tar.zst -C bundle .` starts with the directory `./` itself.
-            Err(names::BadName::Empty) if kind.is_dir() => continue,
-            Err(e) => return Err(BundleError::BadEntry { path: path.into(), entry: shown, reason: e.to_string() }),
+        let name = {
+            let raw_name = entry.path_bytes();
+            match names::validate(&raw_name) {
+                Ok(name) => name,
+                // `tar -cf b.tar.zst -C bundle .` starts with the directory `./` itself.
+                Err(names::BadName::Empty) if kind.is_dir() => continue,
+                Err(e) => {
+                    let shown = shown_name(&raw_name);
+                    return Err(BundleError::BadEntry { path: path.into(), entry: shown, reason: e.to_string() });
+                }
+            }
         };
         if kind.is_dir() {
             last = Some(name);
@@ -498,7 +502,7 @@ fn parse_tar<'scope>(
         if !(kind.is_file() || kind == tar::EntryType::Continuous) {
             return Err(BundleError::BadEntry {
                 path: path.into(),
-                entry: shown,
+                entry: shown_name(name.as_bytes()),
                 reason: format!("a bundle holds only regular files, not {kind:?} entries"),
             });
         }
