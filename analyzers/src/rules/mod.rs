@@ -32,6 +32,15 @@ pub mod net_time_wait;
 pub mod proc_pid_pressure;
 pub mod proc_zombies;
 pub mod socket_tally;
+pub mod tcp_capture_gaps;
+pub mod tcp_common;
+pub mod tcp_connect_timeout;
+pub mod tcp_idle_close;
+pub mod tcp_read_timeout;
+pub mod tcp_reset;
+pub mod tcp_retransmission;
+pub mod tcp_slow_response;
+pub mod tcp_zero_window;
 
 use crate::Rule;
 
@@ -68,6 +77,14 @@ pub fn registry() -> Vec<&'static dyn Rule> {
         &disk_deleted::DeletedOpen,
         &fd_limit::FdLimitNear,
         &app_nginx::NginxWorkers,
+        &tcp_read_timeout::ReadTimeout,
+        &tcp_connect_timeout::ConnectTimeout,
+        &tcp_retransmission::Retransmission,
+        &tcp_reset::Reset,
+        &tcp_idle_close::IdleClose,
+        &tcp_zero_window::ZeroWindow,
+        &tcp_slow_response::SlowResponse,
+        &tcp_capture_gaps::CaptureGaps,
     ]
 }
 
@@ -106,11 +123,17 @@ pub(crate) mod testing {
 
     /// A directory bundle holding exactly these entries.
     pub fn bundle_with(entries: &[(&str, &str)]) -> TestBundle {
+        let bytes: Vec<(&str, &[u8])> = entries.iter().map(|(n, t)| (*n, t.as_bytes())).collect();
+        bundle_with_bytes(&bytes)
+    }
+
+    /// The same with binary entries (a capture).
+    pub fn bundle_with_bytes(entries: &[(&str, &[u8])]) -> TestBundle {
         let dir = tempfile::tempdir().unwrap();
-        for (name, text) in entries {
+        for (name, data) in entries {
             let p = dir.path().join(name);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, text).unwrap();
+            std::fs::write(p, data).unwrap();
         }
         TestBundle { bundle: Bundle::open(dir.path()).unwrap(), _dir: dir }
     }

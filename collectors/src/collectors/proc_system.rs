@@ -41,6 +41,8 @@ pub const FILES: &[&str] = &[
     "/proc/net/sockstat6",
     "/proc/net/softnet_stat",
     "/proc/net/route",
+    // The host's own IPv4 addresses (LOCAL routes): which end of a captured connection is us.
+    "/proc/net/fib_trie",
     "/proc/net/ipv6_route",
     "/proc/net/arp",
     "/proc/net/if_inet6",
