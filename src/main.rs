@@ -6,6 +6,7 @@
 
 mod commands;
 mod units;
+mod views;
 
 use std::process::ExitCode;
 
@@ -29,6 +30,8 @@ enum Command {
     Analyze(commands::analyze::Args),
     /// Every analysis rule: what it detects, its thresholds and why.
     Rules,
+    /// A classic view (tcpdump, conversations, ...) replayed from a bundle.
+    Show(commands::show::Args),
 }
 
 /// Exit codes shared by every command.
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Analyze(a) => commands::analyze::run(a),
         Command::Rules => commands::analyze::rules(),
+        Command::Show(a) => commands::show::run(a),
     };
     ExitCode::from(code)
 }

@@ -3,3 +3,4 @@
 pub mod analyze;
 pub mod collect;
 pub mod inspect;
+pub mod show;
