@@ -39,7 +39,11 @@ impl Rule for IdleClose {
     }
 
     fn inputs(&self) -> &'static [&'static str] {
-        tcp_common::INPUTS
+        &[
+            "capture/window.pcap",
+            "proc/net/fib_trie, proc/net/if_inet6 (optional: which end of a connection is this host)",
+            "scan/sockets.jsonl (optional: TIME_WAIT sockets of the port now)",
+        ]
     }
 
     fn evaluate(&self, input: &Input) -> Need<Vec<Finding>> {
@@ -92,6 +96,14 @@ impl Rule for IdleClose {
                 t.server_closed_first as f64 / per_s,
                 t.server_closed_first as f64 / per_s * 60.0
             );
+            // Cross-check with the socket table: TIME_WAIT sockets of this port on the host
+            // (when the server is this host, the closing side holds them).
+            let time_wait = input.sockets().ok().map(|socks| {
+                socks
+                    .iter()
+                    .filter(|s| s.state == "TIME_WAIT" && (s.local_port == key.port || s.remote_port == key.port))
+                    .count()
+            });
             out.push(
                 Finding::new(
                     self.id(),
@@ -111,6 +123,7 @@ impl Rule for IdleClose {
                 .fact("server_closed_first", t.server_closed_first)
                 .fact("client_closed_first", t.client_closed_first)
                 .fact("late_requests", t.late_requests)
+                .fact("time_wait_sockets_in_scan", time_wait)
                 .fact("examples", conns.iter().map(|c| json!({"connection": c.id, "client": c.client.to_string()})).collect::<Vec<_>>())
                 .advice(advice),
             );
