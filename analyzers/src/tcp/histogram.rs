@@ -13,8 +13,9 @@ use serde::Serialize;
 const SUB_BITS: u32 = 5;
 const SUB: u64 = 1 << SUB_BITS;
 
-/// Durations in nanoseconds, bucketed logarithmically.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// Durations in nanoseconds, bucketed logarithmically. Serialized as its summary:
+/// count, min, mean, p50, p90, p99 and max.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Histogram {
     pub count: u64,
     pub sum_ns: u128,
@@ -121,6 +122,32 @@ impl Histogram {
     /// Samples of at least `ns` (counted by bucket: exact to the bucket's precision).
     pub fn count_at_least(&self, ns: u64) -> u64 {
         self.buckets.iter().filter(|(b, _)| bounds(*b).0 >= ns).map(|(_, n)| n).sum()
+    }
+}
+
+impl Serialize for Histogram {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Summary {
+            count: u64,
+            min_ns: Option<u64>,
+            mean_ns: Option<u64>,
+            p50_ns: Option<u64>,
+            p90_ns: Option<u64>,
+            p99_ns: Option<u64>,
+            max_ns: Option<u64>,
+        }
+        let some = |v: u64| (self.count > 0).then_some(v);
+        Summary {
+            count: self.count,
+            min_ns: some(self.min_ns),
+            mean_ns: self.mean(),
+            p50_ns: self.quantile(0.5),
+            p90_ns: self.quantile(0.9),
+            p99_ns: self.quantile(0.99),
+            max_ns: some(self.max_ns),
+        }
+        .serialize(s)
     }
 }
 
