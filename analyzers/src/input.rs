@@ -104,6 +104,16 @@ impl<'a> Input<'a> {
         }
     }
 
+    /// An entry as a stream, for entries that may be too large to hold (a capture): a
+    /// directory bundle's file is read as consumed, an archive's entry lent from memory.
+    pub fn stream(&self, entry: &str) -> Need<snap_bundle::EntryReader<'a>> {
+        match self.bundle.open_entry(entry) {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) => Err(Skip::missing(entry)),
+            Err(e) => Err(Skip::bad(entry, e)),
+        }
+    }
+
     /// An entry as text (invalid UTF-8 replaced).
     pub fn text(&self, entry: &str) -> Need<Cow<'a, str>> {
         Ok(match self.raw(entry)? {

@@ -17,5 +17,5 @@ pub mod time;
 pub mod writer;
 
 pub use manifest::{EntryRecord, EntryStatus, Manifest};
-pub use reader::{Bundle, BundleError, Limits};
+pub use reader::{Bundle, BundleError, EntryReader, Limits};
 pub use writer::{AtomicOutput, BundleWriter};

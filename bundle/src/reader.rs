@@ -247,6 +247,50 @@ impl Bundle {
         }
     }
 
+    /// An entry as a stream, for entries too large to hold (a capture of gigabytes): a
+    /// directory bundle's file is read as it is consumed, without the per-entry size
+    /// cap of [`Bundle::get`] (nothing is held); an archive's entry is lent from memory.
+    /// None when the bundle does not hold it. Links are not followed.
+    pub fn open_entry(&self, name: &str) -> Result<Option<EntryReader<'_>>, BundleError> {
+        let name = names::validate(name.as_bytes()).map_err(|e| BundleError::BadEntry {
+            path: self.path.clone(),
+            entry: name.into(),
+            reason: e.to_string(),
+        })?;
+        match &self.source {
+            Source::Archive(a) => Ok(a.index.get(&name).map(|r| EntryReader::Slice(&a.data[r.clone()]))),
+            Source::Dir(root) => {
+                let Some(p) = self.dir_entry_path(root, &name)? else { return Ok(None) };
+                let file = File::open(&p).map_err(|source| BundleError::Read {
+                    path: self.path.clone(),
+                    entry: name.clone(),
+                    source,
+                })?;
+                Ok(Some(EntryReader::File(file)))
+            }
+        }
+    }
+
+    /// The path of a directory bundle's entry when it is a regular file reached without
+    /// links (walked component by component, so that none is ever followed), else None.
+    fn dir_entry_path(&self, root: &Path, name: &str) -> Result<Option<PathBuf>, BundleError> {
+        let mut p = root.to_path_buf();
+        let parts: Vec<&str> = name.split('/').collect();
+        for (i, part) in parts.iter().enumerate() {
+            p.push(part);
+            let meta = match std::fs::symlink_metadata(&p) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(source) => return Err(BundleError::Read { path: self.path.clone(), entry: name.into(), source }),
+            };
+            let last = i + 1 == parts.len();
+            if meta.file_type().is_symlink() || (!last && !meta.is_dir()) || (last && !meta.is_file()) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(p))
+    }
+
     /// Names of every regular-file entry, sorted.
     pub fn entries(&self) -> Result<Vec<String>, BundleError> {
         match &self.source {
@@ -265,34 +309,39 @@ impl Bundle {
     }
 
     fn read_dir_entry(&self, root: &Path, name: &str) -> Result<Option<Vec<u8>>, BundleError> {
-        // Walk component by component so that no symbolic link is ever followed.
-        let mut p = root.to_path_buf();
-        let parts: Vec<&str> = name.split('/').collect();
-        for (i, part) in parts.iter().enumerate() {
-            p.push(part);
-            let meta = match std::fs::symlink_metadata(&p) {
-                Ok(m) => m,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-                Err(source) => return Err(BundleError::Read { path: self.path.clone(), entry: name.into(), source }),
-            };
-            let last = i + 1 == parts.len();
-            if meta.file_type().is_symlink() || (!last && !meta.is_dir()) || (last && !meta.is_file()) {
-                return Ok(None);
-            }
-            if last && meta.len() > self.limits.max_entry_bytes {
-                return Err(BundleError::EntryTooLarge {
-                    path: self.path.clone(),
-                    entry: name.into(),
-                    size: meta.len(),
-                    limit: self.limits.max_entry_bytes,
-                });
-            }
+        let Some(p) = self.dir_entry_path(root, name)? else { return Ok(None) };
+        let read_err = |source| BundleError::Read { path: self.path.clone(), entry: name.into(), source };
+        let len = std::fs::symlink_metadata(&p).map_err(read_err)?.len();
+        if len > self.limits.max_entry_bytes {
+            return Err(BundleError::EntryTooLarge {
+                path: self.path.clone(),
+                entry: name.into(),
+                size: len,
+                limit: self.limits.max_entry_bytes,
+            });
         }
         let mut data = Vec::new();
         File::open(&p)
             .and_then(|f| f.take(self.limits.max_entry_bytes + 1).read_to_end(&mut data))
-            .map_err(|source| BundleError::Read { path: self.path.clone(), entry: name.into(), source })?;
+            .map_err(read_err)?;
         Ok(Some(data))
+    }
+}
+
+/// A bundle entry read as a stream ([`Bundle::open_entry`]).
+pub enum EntryReader<'a> {
+    /// An archive's entry, lent from memory.
+    Slice(&'a [u8]),
+    /// A directory bundle's file.
+    File(File),
+}
+
+impl Read for EntryReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            EntryReader::Slice(s) => s.read(buf),
+            EntryReader::File(f) => f.read(buf),
+        }
     }
 }
 
@@ -600,6 +649,23 @@ mod tests {
         std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
         let err = Bundle::open(&p).err().expect("truncated archive must fail");
         assert!(matches!(err, BundleError::Corrupt { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_entry_over_the_cap_streams_from_a_directory_but_is_not_held() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("capture")).unwrap();
+        std::fs::write(dir.path().join("capture/window.pcap"), vec![7u8; 5000]).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", dir.path().join("capture/linked")).unwrap();
+        let limits = Limits { max_entry_bytes: 1000, ..Limits::default() };
+        let b = Bundle::open_with_limits(dir.path(), limits).unwrap();
+        assert!(matches!(b.get("capture/window.pcap"), Err(BundleError::EntryTooLarge { size: 5000, .. })));
+        let mut streamed = Vec::new();
+        b.open_entry("capture/window.pcap").unwrap().expect("present").read_to_end(&mut streamed).unwrap();
+        assert_eq!(streamed, vec![7u8; 5000]);
+        assert!(b.open_entry("capture/linked").unwrap().is_none(), "links are not followed");
+        assert!(b.open_entry("capture/none").unwrap().is_none());
+        assert!(b.open_entry("../etc/passwd").is_err());
     }
 
     #[test]

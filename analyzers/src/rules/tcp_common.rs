@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::rc::Rc;
 
-use snap_bundle::names;
+use snap_bundle::{names, EntryReader};
 
 use crate::tcp::{self, Connection, Locality, PacketRef, Report};
 use crate::{Input, Need, Skip};
@@ -15,12 +15,17 @@ use crate::{Input, Need, Skip};
 pub const INPUTS: &[&str] =
     &["capture/window.pcap", "proc/net/fib_trie, proc/net/if_inet6 (optional: which end of a connection is this host)"];
 
-/// The capture's analysis, computed by the first rule that asks.
+/// The capture's analysis, computed by the first rule that asks. A directory bundle's
+/// capture is streamed from its file (it may be gigabytes), an archive's analyzed in
+/// place.
 pub fn report(input: &Input) -> Need<Rc<Report>> {
     Need::clone(&input.shared("tcp::report", || {
-        let bytes = input.raw(names::CAPTURE)?;
         let options = tcp::Options { local_ips: local_ips(input), ..tcp::Options::default() };
-        tcp::analyze(&bytes, &options).map(Rc::new).map_err(|e| Skip::bad(names::CAPTURE, e))
+        let report = match input.stream(names::CAPTURE)? {
+            EntryReader::Slice(bytes) => tcp::analyze(bytes, &options),
+            EntryReader::File(file) => tcp::analyze_stream(file, &options),
+        };
+        report.map(Rc::new).map_err(|e| Skip::bad(names::CAPTURE, e))
     }))
 }
 
