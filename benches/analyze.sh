@@ -14,12 +14,13 @@
 # Needs: cargo, python3, hyperfine and Debian's `time` (installed with apt-get when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=benches/lib/load.sh
+source benches/lib/load.sh
 
 RUNS=${RUNS:-10}
 WARMUP=${WARMUP:-2}
 EXTRA_PROCS=${EXTRA_PROCS:-2000}
 EXTRA_CONNS=${EXTRA_CONNS:-10000}   # each connection is two sockets
-PER_HOLDER=4000
 
 need() { command -v "$1" >/dev/null 2>&1; }
 if ! need hyperfine || ! [ -x /usr/bin/time ]; then
@@ -45,28 +46,7 @@ echo "machine: $(nproc) CPUs, $(free -g | awk '/Mem:/ {print $2}') GiB, kernel $
 if [ -n "${BUNDLE:-}" ]; then
     bundle=$BUNDLE
 else
-    for _ in $(seq "$EXTRA_PROCS"); do sleep 600 & pids+=($!); done
-    holders=$(( (EXTRA_CONNS + PER_HOLDER - 1) / PER_HOLDER ))
-    for h in $(seq "$holders"); do
-        n=$(( EXTRA_CONNS - (h - 1) * PER_HOLDER )); [ "$n" -gt "$PER_HOLDER" ] && n=$PER_HOLDER
-        python3 - "$n" >"$work/conns.$h.log" 2>&1 <<'PY' &
-import resource, socket, sys, time
-n = int(sys.argv[1])
-soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 2 * n + 100), hard))
-srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(4096)
-keep = []
-for _ in range(n):
-    c = socket.create_connection(srv.getsockname()); s, _ = srv.accept(); keep += [c, s]
-print("ready", len(keep), flush=True)
-time.sleep(600)
-PY
-        pids+=($!)
-    done
-    ready() { [ "$(cat "$work"/conns.*.log 2>/dev/null | grep -c ready)" -eq "$holders" ]; }
-    for _ in $(seq 240); do ready && break; sleep 0.5; done
-    ready || { echo "socket load did not start:"; cat "$work"/conns.*.log; exit 1; }
-    echo "load: $(ls /proc | grep -c '^[0-9]') processes, $(ss -tanH | wc -l) TCP sockets" >&2
+    start_load "$EXTRA_PROCS" "$EXTRA_CONNS" "$work"
     mkdir -p "$work/out"
     bundle=$("$SNAP" collect --window 5 --no-capture --quiet -o "$work/out" | tail -n 1)
     teardown

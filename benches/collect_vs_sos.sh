@@ -11,6 +11,8 @@
 # with apt-get when missing). All load stays on loopback and is torn down on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=benches/lib/load.sh
+source benches/lib/load.sh
 
 RUNS=${RUNS:-5}
 SOS_RUNS=${SOS_RUNS:-1}
@@ -63,31 +65,7 @@ for i in $(seq "$SOS_RUNS"); do
 done
 
 # Load: extra processes and loopback sockets held open while snap runs again.
-for i in $(seq "$EXTRA_PROCS"); do sleep 600 & pids+=($!); done
-# One process may hold only RLIMIT_NOFILE descriptors (20,000 here, and root may lack
-# CAP_SYS_RESOURCE to raise it), so the connections are spread over several holders.
-PER_HOLDER=4000
-holders=$(( (EXTRA_CONNS + PER_HOLDER - 1) / PER_HOLDER ))
-for h in $(seq "$holders"); do
-    n=$(( EXTRA_CONNS - (h - 1) * PER_HOLDER )); [ "$n" -gt "$PER_HOLDER" ] && n=$PER_HOLDER
-    python3 - "$n" >"$work/conns.$h.log" 2>&1 <<'PY' &
-import resource, socket, sys, time
-n = int(sys.argv[1])
-soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 2 * n + 100), hard))
-srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(4096)
-keep = []
-for _ in range(n):
-    c = socket.create_connection(srv.getsockname()); s, _ = srv.accept(); keep += [c, s]
-print("ready", len(keep), flush=True)
-time.sleep(600)
-PY
-    pids+=($!)
-done
-ready() { [ "$(cat "$work"/conns.*.log 2>/dev/null | grep -c ready)" -eq "$holders" ]; }
-for _ in $(seq 240); do ready && break; sleep 0.5; done
-ready || { echo "socket load did not start:"; cat "$work"/conns.*.log; exit 1; }
-echo "load: $(ls /proc | grep -c '^[0-9]') processes, $(ss -tanH | wc -l) TCP sockets" >&2
+start_load "$EXTRA_PROCS" "$EXTRA_CONNS" "$work"
 for i in $(seq "$RUNS"); do measure snap_loaded "$work/out" "$SNAP" "${SNAP_ARGS[@]}" -o "$work/out" >>"$work/results.tsv"; done
 
 echo
