@@ -178,21 +178,30 @@ fn zero_frames(n: u64) -> Vec<u8> {
     out
 }
 
-/// A bundle made by `snap collect --window 0`, made once for the whole file.
+/// A bundle made by `snap collect --window 0`, made once for the whole file, in cargo's
+/// scratch directory for tests (a TempDir in a static would never be removed: statics
+/// are not dropped, and each run would leave a bundle in /tmp).
 fn good_bundle() -> &'static Path {
-    static GOOD: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &GOOD
-        .get_or_init(|| {
-            let dir = tempfile::tempdir().unwrap();
-            let mut cmd = snap();
-            cmd.args(["collect", "--window", "0", "--quiet", "-o"]).arg(dir.path());
-            let out = run(cmd, Duration::from_secs(120));
-            assert_eq!(out.code, Some(0), "collect failed: {}", out.stderr);
-            let path = PathBuf::from(out.stdout.lines().last().expect("bundle path on stdout"));
-            assert!(path.starts_with(dir.path()) && path.is_file(), "{path:?}");
-            (dir, path)
-        })
-        .1
+    static GOOD: OnceLock<PathBuf> = OnceLock::new();
+    GOOD.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("hostile-archives-good-{}", std::process::id()));
+        // Leftovers of earlier runs of this file.
+        if let Ok(entries) = std::fs::read_dir(env!("CARGO_TARGET_TMPDIR")) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with("hostile-archives-good-") {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut cmd = snap();
+        cmd.args(["collect", "--window", "0", "--quiet", "-o"]).arg(&dir);
+        let out = run(cmd, Duration::from_secs(120));
+        assert_eq!(out.code, Some(0), "collect failed: {}", out.stderr);
+        let path = PathBuf::from(out.stdout.lines().last().expect("bundle path on stdout"));
+        assert!(path.starts_with(&dir) && path.is_file(), "{path:?}");
+        path
+    })
 }
 
 #[test]
