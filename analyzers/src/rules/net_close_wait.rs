@@ -67,7 +67,12 @@ impl Rule for CloseWait {
     }
 
     fn inputs(&self) -> &'static [&'static str] {
-        &[names::SOCKETS, "scan/open_files.jsonl (optional, for the share of descriptors)"]
+        &[
+            names::SOCKETS,
+            "scan/open_files.jsonl (optional, for the share of descriptors)",
+            "capture/window.pcap (optional: connections the peer closed and this host did not)",
+            "proc/net/fib_trie, proc/net/if_inet6 (optional: which end of a connection is this host)",
+        ]
     }
 
     fn evaluate(&self, input: &Input) -> Need<Vec<Finding>> {
@@ -90,6 +95,7 @@ impl Rule for CloseWait {
         // Descriptors per pid, only when the open-file scan is there.
         let fds: Option<BTreeMap<u32, usize>> =
             input.descriptors().ok().map(|d| d.per_pid.iter().map(|(pid, p)| (*pid, p.count as usize)).collect());
+        let capture = super::tcp_common::report(input).ok();
         let mut findings = Vec::new();
         for (owner, socks) in groups {
             let count = socks.len();
@@ -139,6 +145,9 @@ impl Rule for CloseWait {
             if let Owner::Pid(pid, program) = &owner {
                 finding = finding.fact("pid", *pid).fact("program", program.clone());
             }
+            if let Some(report) = &capture {
+                finding = cross_check(finding, report, &socks);
+            }
             if let (Some(n), Some(p)) = (proc_fds, share) {
                 finding = finding
                     .fact("open_fds", n)
@@ -161,6 +170,38 @@ impl Rule for CloseWait {
         }
         Ok(findings)
     }
+}
+
+/// The capture's side of the story: connections of the same services that ended with
+/// only the peer's FIN (this host never closed its half): inbound ones to a local port
+/// the client closed, outbound ones to a remote server that closed.
+fn cross_check(finding: Finding, report: &crate::tcp::Report, socks: &[&Socket]) -> Finding {
+    use crate::tcp::{EndState, ServiceKey};
+    let mut services: BTreeSet<(ServiceKey, EndState)> = BTreeSet::new();
+    for s in socks {
+        let inbound = ServiceKey { ip: None, port: s.local_port };
+        if report.services.contains_key(&inbound) {
+            services.insert((inbound, EndState::ClientClosed));
+        } else if let Ok(ip) = s.remote_addr.parse() {
+            let outbound = ServiceKey { ip: Some(ip), port: s.remote_port };
+            if report.services.contains_key(&outbound) {
+                services.insert((outbound, EndState::ServerClosed));
+            }
+        }
+    }
+    let seen: u64 = services
+        .iter()
+        .map(|(k, state)| report.services.get(k).and_then(|s| s.by_state.get(state)).copied().unwrap_or(0))
+        .sum();
+    let names: Vec<String> = services.iter().map(|(k, _)| k.to_string()).collect();
+    let mut e = Evidence::entry(names::CAPTURE).value("peer_closed_this_host_did_not", seen);
+    if !names.is_empty() {
+        e = e.line(format!(
+            "{seen} connection(s) of {} in the capture ended with the peer's FIN and none from this host",
+            names.join(", ")
+        ));
+    }
+    finding.fact("capture_peer_closed_not_closed_here", seen).evidence(e)
 }
 
 fn is_tcp(s: &Socket) -> bool {
@@ -222,6 +263,36 @@ mod tests {
                 ) + "\n"
             })
             .collect()
+    }
+
+    #[test]
+    fn the_capture_shows_the_peers_fins_this_host_never_answered() {
+        use crate::tcp::synth::{merge, write_pcap, Conversation};
+        use crate::tcp::Side;
+        // Ten clients of :8080 close; the server never closes its half.
+        let mut conns = Vec::new();
+        let mut lines = vec![LISTEN.to_string()];
+        for i in 0..10u16 {
+            let mut c =
+                Conversation::new(&format!("10.0.0.7:{}", 40000 + i), "127.0.0.1:8080", 1_700_000_000_000_000_000);
+            c.wait(i64::from(i) * 1_000_000).handshake(1_000_000).data(Side::Client, 100).data(Side::Server, 200);
+            c.fin(Side::Client).ack(Side::Server);
+            conns.push(c);
+            lines.push(close_wait(8080, ("10.0.0.7", 40000 + i), Some((4242, "java", 10 + u32::from(i))), 0));
+        }
+        let refs: Vec<&Conversation> = conns.iter().collect();
+        let pcap = write_pcap(&merge(&refs), false);
+        let b = crate::rules::testing::bundle_with_bytes(&[
+            ("scan/sockets.jsonl", scan(&lines).as_bytes()),
+            ("capture/window.pcap", &pcap),
+        ]);
+        let f = CloseWait.evaluate(&Input::new(&b)).unwrap();
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].facts["capture_peer_closed_not_closed_here"], 10, "{:#?}", f[0]);
+        // Without a capture the fact is simply absent.
+        let b = bundle_with(&[("scan/sockets.jsonl", &scan(&lines))]);
+        let f = CloseWait.evaluate(&Input::new(&b)).unwrap();
+        assert!(f[0].facts.get("capture_peer_closed_not_closed_here").is_none());
     }
 
     #[test]

@@ -200,6 +200,8 @@ pub struct ServiceSummary {
     /// How long clients waited for an unanswered request before giving up (their read
     /// timeout).
     pub client_gave_up: Histogram,
+    /// Connections by state at the end of the capture.
+    pub by_state: BTreeMap<EndState, u64>,
 }
 
 /// Totals and distributions of one remote peer.
@@ -419,6 +421,7 @@ impl Summary {
         let rtos = [&c.client_sent.rto, &c.server_sent.rto];
         if let Some(s) = service {
             s.totals.add(c);
+            *s.by_state.entry(c.end_state).or_default() += 1;
             s.response_time.merge(&c.response_times);
             if let Some(rtt) = c.initial_rtt_ns {
                 s.handshake_rtt.add(rtt);
