@@ -1,6 +1,21 @@
 //! Calendar arithmetic for rendering timestamps without the host's time zone database:
 //! bundles carry their UTC offset, so times are rendered the same on any machine.
 
+/// `HH:MM:SS.micros` in UTC of nanoseconds since the epoch, as tcpdump prints packet
+/// times; with `date`, `YYYY-MM-DD ` first (tcpdump -tttt).
+pub fn clock_utc(time_ns: i64, date: bool) -> String {
+    let secs = time_ns.div_euclid(1_000_000_000);
+    let micros = time_ns.rem_euclid(1_000_000_000) / 1000;
+    let sod = secs.rem_euclid(86_400);
+    let time = format!("{:02}:{:02}:{:02}.{micros:06}", sod / 3600, sod / 60 % 60, sod % 60);
+    if date {
+        let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+        format!("{y:04}-{m:02}-{d:02} {time}")
+    } else {
+        time
+    }
+}
+
 /// (year, month 1-12, day 1-31) of a day count since 1970-01-01 (proleptic Gregorian).
 pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -78,6 +93,14 @@ pub fn ctime(secs: i64, offset: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_675), (2023, 11, 14));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
 
     #[test]
     fn known_dates() {

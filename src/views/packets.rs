@@ -43,20 +43,6 @@ fn capture(bundle: &Bundle) -> Result<std::borrow::Cow<'_, [u8]>, ViewError> {
     }
 }
 
-/// `HH:MM:SS.micros` (UTC), with the date first when asked.
-fn clock(time_ns: i64, date: bool) -> String {
-    let secs = time_ns.div_euclid(1_000_000_000);
-    let micros = time_ns.rem_euclid(1_000_000_000) / 1000;
-    let sod = secs.rem_euclid(86_400);
-    let time = format!("{:02}:{:02}:{:02}.{micros:06}", sod / 3600, sod / 60 % 60, sod % 60);
-    if date {
-        let (y, m, d) = snap_bundle::time::civil_from_days(secs.div_euclid(86_400));
-        format!("{y:04}-{m:02}-{d:02} {time}")
-    } else {
-        time
-    }
-}
-
 fn tcpdump(bundle: &Bundle, args: &[String], out: &mut dyn Write) -> Result<(), ViewError> {
     let (mut ascii, mut date, mut count) = (false, false, u64::MAX);
     let mut t = 0;
@@ -96,7 +82,12 @@ fn tcpdump(bundle: &Bundle, args: &[String], out: &mut dyn Write) -> Result<(), 
                     Skip::NotTcp => "IP, not TCP",
                     other => other.as_str(),
                 };
-                writeln!(out, "{} {what}, length {}", clock(frame.time_ns, date), frame.orig_len)?;
+                writeln!(
+                    out,
+                    "{} {what}, length {}",
+                    snap_bundle::time::clock_utc(frame.time_ns, date),
+                    frame.orig_len
+                )?;
             }
             Err(e) => {
                 // As tcpdump does with a damaged file: what was read is printed, then why

@@ -76,10 +76,7 @@ pub fn secs(ns: i64) -> f64 {
 
 /// `packet 12 (01:18:37.495800)`.
 pub fn packet(p: PacketRef) -> String {
-    let s = p.time_ns.div_euclid(1_000_000_000);
-    let us = p.time_ns.rem_euclid(1_000_000_000) / 1000;
-    let sod = s.rem_euclid(86_400);
-    format!("packet {} ({:02}:{:02}:{:02}.{us:06})", p.number, sod / 3600, sod / 60 % 60, sod % 60)
+    format!("packet {} ({})", p.number, snap_bundle::time::clock_utc(p.time_ns, false))
 }
 
 /// `connection 3 10.0.0.2:40000 -> 10.0.0.1:80`.

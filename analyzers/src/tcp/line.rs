@@ -31,20 +31,6 @@ impl<'p, 'a> TcpdumpLine<'p, 'a> {
     }
 }
 
-/// Civil date (proleptic Gregorian) of a day count since 1970-01-01.
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 fn write_addr(f: &mut fmt::Formatter<'_>, ip: IpAddr, port: u16) -> fmt::Result {
     write!(f, "{ip}.{port}")
 }
@@ -108,14 +94,7 @@ fn write_options(f: &mut fmt::Formatter<'_>, mut b: &[u8], sack_base: u32) -> fm
 impl fmt::Display for TcpdumpLine<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let p = self.packet;
-        let secs = p.time_ns.div_euclid(1_000_000_000);
-        let micros = p.time_ns.rem_euclid(1_000_000_000) / 1000;
-        let (day, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-        if self.date {
-            let (y, m, d) = civil(day);
-            write!(f, "{y:04}-{m:02}-{d:02} ")?;
-        }
-        write!(f, "{:02}:{:02}:{:02}.{micros:06} ", sod / 3600, sod / 60 % 60, sod % 60)?;
+        write!(f, "{} ", snap_bundle::time::clock_utc(p.time_ns, self.date))?;
         f.write_str(if p.src.is_ipv6() { "IP6 " } else { "IP " })?;
         write_addr(f, p.src, p.src_port)?;
         f.write_str(" > ")?;
@@ -192,13 +171,5 @@ mod tests {
                 "22:13:20.002500 IP 10.0.0.2.40000 > 10.0.0.1.80: Flags [F.], seq 121, ack 11, win 64240, length 0",
             ]
         );
-    }
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil(0), (1970, 1, 1));
-        assert_eq!(civil(19_675), (2023, 11, 14));
-        assert_eq!(civil(-1), (1969, 12, 31));
-        assert_eq!(civil(11_016), (2000, 2, 29));
     }
 }
