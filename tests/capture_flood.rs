@@ -5,25 +5,21 @@
 //! Drops are allowed (a debug build on a small machine may not keep up); the identities
 //! between the figures are not. CI runs this as root on a Linux VM with tcpdump.
 
-use std::io::Read;
 use std::net::UdpSocket;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::thread::JoinHandle;
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use snap_bundle::manifest::EntryStatus;
 use snap_bundle::{names, Bundle};
 
+mod common;
+use common::netns::{is_root, Snap};
+
 /// Datagrams to send, at most, and for how long at most.
 const K: u64 = 200_000;
 const SEND_FOR: Duration = Duration::from_millis(1500);
 const PAYLOAD: usize = 16;
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
 
 fn now_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
@@ -38,80 +34,6 @@ fn lo_rx_packets() -> u64 {
             (name.trim() == "lo").then(|| rest.split_whitespace().nth(1)?.parse().ok())?
         })
         .expect("lo in /proc/net/dev")
-}
-
-/// A running `snap collect`, killed if the test fails before it ends.
-struct Snap {
-    child: Option<Child>,
-    pipes: Option<(JoinHandle<String>, JoinHandle<String>)>,
-}
-
-impl Snap {
-    fn spawn(mut cmd: Command) -> Snap {
-        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
-        let pipe = |r: Option<Box<dyn Read + Send>>| {
-            std::thread::spawn(move || {
-                let mut v = Vec::new();
-                if let Some(mut r) = r {
-                    let _ = r.read_to_end(&mut v);
-                }
-                String::from_utf8_lossy(&v).into_owned()
-            })
-        };
-        let out = pipe(child.stdout.take().map(|r| Box::new(r) as Box<dyn Read + Send>));
-        let err = pipe(child.stderr.take().map(|r| Box::new(r) as Box<dyn Read + Send>));
-        Snap { child: Some(child), pipes: Some((out, err)) }
-    }
-
-    /// Waits for snap's capture thread, then a little more for its socket to be bound.
-    fn wait_for_capture(&mut self) {
-        let child = self.child.as_mut().unwrap();
-        let tasks = PathBuf::from(format!("/proc/{}/task", child.id()));
-        let started = Instant::now();
-        loop {
-            let capturing =
-                std::fs::read_dir(&tasks).into_iter().flatten().flatten().any(|t| {
-                    std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim_end() == "snap-capture")
-                });
-            if capturing {
-                break;
-            }
-            if child.try_wait().unwrap().is_some() {
-                let (code, _, err) = self.finish();
-                panic!("snap ended before its capture started ({code:?}): {err}");
-            }
-            assert!(started.elapsed() < Duration::from_secs(30), "snap's capture thread never appeared");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-
-    fn finish(&mut self) -> (Option<i32>, String, String) {
-        let mut child = self.child.take().expect("finished once");
-        let started = Instant::now();
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if started.elapsed() > Duration::from_secs(60) {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("snap did not finish within a minute");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let (out, err) = self.pipes.take().unwrap();
-        (status.code(), out.join().unwrap(), err.join().unwrap())
-    }
-}
-
-impl Drop for Snap {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 /// Sends up to `K` datagrams to 127.0.0.1:`port` for at most `SEND_FOR`; returns how
@@ -158,7 +80,7 @@ fn a_loopback_flood_is_counted_as_the_kernel_counts_it() {
     let (sent, last_sent_ns) = sender.join().expect("the sender failed");
     let lo_after = lo_rx_packets();
     drop(rx);
-    let (code, stdout, stderr) = snap.finish();
+    let common::netns::Finished { code, stdout, stderr } = snap.finish();
     assert_eq!(code, Some(0), "snap collect failed: {stderr}");
 
     let path = PathBuf::from(stdout.lines().last().expect("the bundle path on stdout"));
