@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use snap_bundle::{names, EntryReader};
 
-use crate::tcp::{self, Connection, Locality, PacketRef, Report};
+use crate::tcp::{self, Connection, PacketRef, Report};
 use crate::{Input, Need, Skip};
 
 /// The entries every tcp rule reads.
@@ -58,15 +58,6 @@ pub fn local_ips(input: &Input) -> Option<HashSet<IpAddr>> {
         }
     }
     found.then_some(out)
-}
-
-/// The service a connection belongs to, as the engine keys it: `:443` for a local
-/// server, `10.0.0.5:5432` for a remote one.
-pub fn service(c: &Connection) -> String {
-    match c.locality {
-        Locality::Inbound | Locality::Local => format!(":{}", c.server.port),
-        Locality::Outbound | Locality::Transit => c.server.to_string(),
-    }
 }
 
 /// Seconds, rounded to the millisecond, for facts.

@@ -6,6 +6,7 @@ use serde_json::json;
 use snap_bundle::names;
 
 use super::tcp_common::{self, conn, packet, secs};
+use crate::tcp::ServiceKey;
 use crate::{Evidence, Finding, Input, Need, Rule, Severity};
 
 pub struct IdleClose;
@@ -66,13 +67,8 @@ impl Rule for IdleClose {
                 continue;
             }
             let service = key.to_string();
-            let conns: Vec<_> = report
-                .notable
-                .idle_closes
-                .connections()
-                .filter(|c| tcp_common::service(c) == service)
-                .take(5)
-                .collect();
+            let conns: Vec<_> =
+                report.notable.idle_closes.connections().filter(|c| ServiceKey::of(c) == *key).take(5).collect();
             let mut ev = Evidence::entry(names::CAPTURE);
             for c in &conns {
                 if let Some(cl) = c.close {

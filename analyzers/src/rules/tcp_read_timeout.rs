@@ -9,7 +9,7 @@ use serde_json::json;
 use snap_bundle::names;
 
 use super::tcp_common::{self, conn, packet, secs};
-use crate::tcp::Connection;
+use crate::tcp::{Connection, ServiceKey};
 use crate::{Evidence, Finding, Input, Need, Rule, Severity};
 
 pub struct ReadTimeout;
@@ -54,12 +54,14 @@ impl Rule for ReadTimeout {
 
     fn evaluate(&self, input: &Input) -> Need<Vec<Finding>> {
         let report = tcp_common::report(input)?;
-        let mut by_service: BTreeMap<String, Vec<&Connection>> = BTreeMap::new();
+        let mut by_service: BTreeMap<ServiceKey, Vec<&Connection>> = BTreeMap::new();
         for c in report.notable.read_timeouts.connections() {
-            by_service.entry(tcp_common::service(c)).or_default().push(c);
+            by_service.entry(ServiceKey::of(c)).or_default().push(c);
         }
         let mut out = Vec::new();
-        for (service, conns) in by_service {
+        for (key, conns) in by_service {
+            let service = key.to_string();
+            let summary_of_service = report.services.get(&key);
             let gave: Vec<_> =
                 conns.iter().filter_map(|c| c.gave_up.map(|g| (*c, g))).filter(|(_, g)| gave_up(g)).collect();
             if gave.is_empty() {
@@ -70,7 +72,7 @@ impl Rule for ReadTimeout {
             let rtt = tcp_common::median(conns.iter().filter_map(|c| tcp_common::rtt_ns(c)).collect());
             // The service's total counts every close with a request pending; when the
             // examples had to be filtered (uploads' ends), only the examples are sure.
-            let total = report.services.iter().find(|(k, _)| k.to_string() == service).map(|(_, s)| s.totals.gave_up);
+            let total = summary_of_service.map(|s| s.totals.gave_up);
             let count = match total {
                 Some(t) if gave.len() == conns.len() => t.max(gave.len() as u64),
                 _ => gave.len() as u64,
@@ -101,11 +103,8 @@ impl Rule for ReadTimeout {
                 }
                 ev = ev.line(line);
             }
-            let rto = report
-                .services
-                .iter()
-                .find(|(k, _)| k.to_string() == service)
-                .and_then(|(_, s)| s.rto.quantile(0.5))
+            let rto = summary_of_service
+                .and_then(|s| s.rto.quantile(0.5))
                 .map_or(RTO_MIN_S, |ns| secs(ns as i64).max(RTO_MIN_S));
             let advice = match server {
                 Some(s) => format!(

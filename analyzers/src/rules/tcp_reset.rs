@@ -9,7 +9,7 @@ use serde_json::json;
 use snap_bundle::names;
 
 use super::tcp_common::{self, conn, packet};
-use crate::tcp::{Connection, ResetWhen};
+use crate::tcp::{Connection, ResetWhen, ServiceKey};
 use crate::{Evidence, Finding, Input, Need, Rule, Severity};
 
 pub struct Reset;
@@ -38,13 +38,13 @@ impl Rule for Reset {
 
     fn evaluate(&self, input: &Input) -> Need<Vec<Finding>> {
         let report = tcp_common::report(input)?;
-        let mut examples: BTreeMap<String, Vec<&Connection>> = BTreeMap::new();
+        let mut examples: BTreeMap<ServiceKey, Vec<&Connection>> = BTreeMap::new();
         for c in report.notable.resets.connections() {
-            examples.entry(tcp_common::service(c)).or_default().push(c);
+            examples.entry(ServiceKey::of(c)).or_default().push(c);
         }
-        let mut late: BTreeMap<String, Vec<&Connection>> = BTreeMap::new();
+        let mut late: BTreeMap<ServiceKey, Vec<&Connection>> = BTreeMap::new();
         for c in report.notable.late_requests.connections() {
-            late.entry(tcp_common::service(c)).or_default().push(c);
+            late.entry(ServiceKey::of(c)).or_default().push(c);
         }
         let mut out = Vec::new();
         for (key, s) in &report.services {
@@ -79,7 +79,7 @@ impl Rule for Reset {
                 summary.push_str(&format!("; {} client(s) had given up on a request (tcp.read_timeout)", t.gave_up));
             }
             let mut ev = Evidence::entry(names::CAPTURE);
-            for c in late.get(&service).into_iter().flatten().take(5) {
+            for c in late.get(key).into_iter().flatten().take(5) {
                 if let Some(l) = c.late_request {
                     ev = ev.line(format!(
                         "{}: server FIN at {}, then a request at {}{}",
@@ -90,7 +90,7 @@ impl Rule for Reset {
                     ));
                 }
             }
-            for c in examples.get(&service).into_iter().flatten().filter(|c| c.late_request.is_none()).take(5) {
+            for c in examples.get(key).into_iter().flatten().filter(|c| c.late_request.is_none()).take(5) {
                 if let Some(r) = c.reset {
                     ev = ev.line(format!(
                         "{}: RST by the {} at {}{}",

@@ -9,6 +9,7 @@ use snap_bundle::names;
 
 use super::net_counters;
 use super::tcp_common::{self, conn, packet, secs};
+use crate::tcp::ServiceKey;
 use crate::{Evidence, Finding, Input, Need, Rule, Severity};
 
 pub struct Retransmission;
@@ -60,13 +61,8 @@ impl Rule for Retransmission {
             let service = key.to_string();
             let plain = t.retransmissions.saturating_sub(t.fast_retransmissions + t.spurious_retransmissions);
             let rto_median = s.rto.quantile(0.5).map(|ns| secs(ns as i64));
-            let worst: Vec<_> = report
-                .notable
-                .retransmissions
-                .connections()
-                .filter(|c| tcp_common::service(c) == service)
-                .take(5)
-                .collect();
+            let worst: Vec<_> =
+                report.notable.retransmissions.connections().filter(|c| ServiceKey::of(c) == *key).take(5).collect();
             let mut ev = Evidence::entry(names::CAPTURE);
             for c in &worst {
                 let r = c.client_sent.retransmissions + c.server_sent.retransmissions;

@@ -6,6 +6,7 @@ use serde_json::json;
 use snap_bundle::names;
 
 use super::tcp_common::{self, conn, packet, secs};
+use crate::tcp::ServiceKey;
 use crate::{Evidence, Finding, Input, Need, Rule, Severity};
 
 pub struct SlowResponse;
@@ -49,13 +50,8 @@ impl Rule for SlowResponse {
             }
             let severity = if p99 >= CRITICAL_S { Severity::Critical } else { Severity::Warning };
             let service = key.to_string();
-            let slow: Vec<_> = report
-                .notable
-                .slow_responses
-                .connections()
-                .filter(|c| tcp_common::service(c) == service)
-                .take(5)
-                .collect();
+            let slow: Vec<_> =
+                report.notable.slow_responses.connections().filter(|c| ServiceKey::of(c) == *key).take(5).collect();
             let mut ev = Evidence::entry(names::CAPTURE);
             for c in &slow {
                 if let Some(e) = c.slowest {

@@ -176,7 +176,9 @@ impl Serialize for ServiceKey {
 }
 
 impl ServiceKey {
-    fn of(c: &Connection) -> ServiceKey {
+    /// The service a connection belongs to: its server's port when the server is
+    /// local, else the server's address and port.
+    pub fn of(c: &Connection) -> ServiceKey {
         match c.locality {
             Locality::Inbound | Locality::Local => ServiceKey { ip: None, port: c.server.port },
             Locality::Outbound | Locality::Transit => ServiceKey { ip: Some(c.server.ip), port: c.server.port },
