@@ -183,11 +183,9 @@ impl<'a> Input<'a> {
         self.descriptors
             .get_or_init(|| {
                 let pending = self.prefetched_descriptors.borrow_mut().take();
-                if let Some(parsed) = pending.and_then(|rx| rx.recv().ok()) {
-                    return parsed;
-                }
-                let bytes = self.raw(names::OPEN_FILES)?;
-                Descriptors::parse(&bytes).map_err(|e| Skip::bad(names::OPEN_FILES, e))
+                pending
+                    .and_then(|rx| rx.recv().ok())
+                    .unwrap_or_else(|| parse_descriptors(&self.raw(names::OPEN_FILES)?))
             })
             .as_ref()
             .map_err(Clone::clone)
@@ -198,7 +196,7 @@ impl<'a> Input<'a> {
         self.sockets
             .get_or_init(|| {
                 let pending = self.prefetched_sockets.borrow_mut().take();
-                pending.and_then(|rx| rx.recv().ok()).unwrap_or_else(|| self.jsonl(names::SOCKETS))
+                pending.and_then(|rx| rx.recv().ok()).unwrap_or_else(|| parse_sockets(&self.raw(names::SOCKETS)?))
             })
             .as_deref()
             .map_err(Clone::clone)
@@ -215,26 +213,8 @@ impl<'a> Input<'a> {
         let (Ok(sockets), Ok(open_files)) = (self.raw(names::SOCKETS), self.raw(names::OPEN_FILES)) else {
             return;
         };
-        let (sockets_tx, sockets_rx) = mpsc::channel();
-        let (descriptors_tx, descriptors_rx) = mpsc::channel();
-        *self.prefetched_sockets.borrow_mut() = Some(sockets_rx);
-        *self.prefetched_descriptors.borrow_mut() = Some(descriptors_rx);
-        scope.spawn(move || {
-            let parsed = std::panic::catch_unwind(|| {
-                scan::parse_jsonl::<Socket>(&sockets).map_err(|e| Skip::bad(names::SOCKETS, e))
-            });
-            if let Ok(parsed) = parsed {
-                let _ = sockets_tx.send(parsed);
-            }
-        });
-        scope.spawn(move || {
-            let parsed = std::panic::catch_unwind(|| {
-                Descriptors::parse(&open_files).map_err(|e| Skip::bad(names::OPEN_FILES, e))
-            });
-            if let Ok(parsed) = parsed {
-                let _ = descriptors_tx.send(parsed);
-            }
-        });
+        *self.prefetched_sockets.borrow_mut() = Some(spawn_parse(scope, sockets, parse_sockets));
+        *self.prefetched_descriptors.borrow_mut() = Some(spawn_parse(scope, open_files, parse_descriptors));
     }
 
     fn jsonl<T: serde::de::DeserializeOwned>(&self, entry: &str) -> Need<Vec<T>> {
@@ -285,6 +265,30 @@ impl<'a> Input<'a> {
         let bytes = self.raw(entry)?;
         meminfo(&bytes).map_err(|e| Skip::bad(entry, e))
     }
+}
+
+fn parse_sockets(bytes: &[u8]) -> Need<Vec<Socket>> {
+    scan::parse_jsonl(bytes).map_err(|e| Skip::bad(names::SOCKETS, e))
+}
+
+fn parse_descriptors(bytes: &[u8]) -> Need<Descriptors> {
+    Descriptors::parse(bytes).map_err(|e| Skip::bad(names::OPEN_FILES, e))
+}
+
+/// Runs `parse` on a thread of `scope`; the receiver gets its result, or nothing if it
+/// panicked (the accessor then parses again and the rule reports the failure as usual).
+fn spawn_parse<'scope, T: Send + 'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    bytes: Cow<'scope, [u8]>,
+    parse: fn(&[u8]) -> Need<T>,
+) -> mpsc::Receiver<Need<T>> {
+    let (tx, rx) = mpsc::channel();
+    scope.spawn(move || {
+        if let Ok(parsed) = std::panic::catch_unwind(|| parse(&bytes)) {
+            let _ = tx.send(parsed);
+        }
+    });
+    rx
 }
 
 /// Per-process descriptor counts and every deleted file, from the open-file scan.
