@@ -343,31 +343,61 @@ impl<'a> OpenFileFields<'a> {
     /// `"key":` pattern can only be a key. Anything else (escapes, spaces, a missing
     /// key) returns None and goes to the JSON parser.
     fn scan(line: &'a str) -> Option<OpenFileFields<'a>> {
-        if !line.starts_with('{') || !line.ends_with('}') || line.contains('\\') {
+        let body = line.strip_prefix('{')?.strip_suffix('}')?;
+        if body.contains('\\') {
             return None;
         }
-        let string = |key: &str| {
-            let at = line.find(key)? + key.len();
-            let len = line[at..].find('"')?;
-            Some(Cow::Borrowed(&line[at..at + len]))
-        };
-        let pid_at = line.find("\"pid\":")? + 6;
-        let digits = line[pid_at..].find(|c: char| !c.is_ascii_digit())?;
-        let pid = line[pid_at..pid_at + digits].parse().ok()?;
-        let deleted = if line.contains("\"deleted\":true") {
-            true
-        } else if line.contains("\"deleted\":false") {
-            false
-        } else {
-            return None;
-        };
-        Some(OpenFileFields {
-            pid,
-            command: string("\"command\":\"")?,
-            fd: string("\"fd\":\"")?,
-            kind: string("\"type\":\"")?,
-            deleted,
-        })
+        let mut f = OpenFileFields::default();
+        let (mut pid, mut deleted) = (None, None);
+        // One pass over `"key":value` pairs: with no backslash in the line, a string
+        // runs to the next quote; any other value runs to the next comma. Fields are
+        // short, so a plain byte loop beats a searcher's setup per call.
+        let bytes = body.as_bytes();
+        let until = |from: usize, stop: u8| bytes[from..].iter().position(|&b| b == stop).map(|n| from + n);
+        let mut at = 0;
+        while at < bytes.len() {
+            if bytes[at] != b'"' {
+                return None;
+            }
+            let key_end = until(at + 1, b'"')?;
+            if bytes.get(key_end + 1) != Some(&b':') {
+                return None;
+            }
+            let value_start = key_end + 2;
+            let (value, next) = if bytes.get(value_start) == Some(&b'"') {
+                let end = until(value_start + 1, b'"')?;
+                (&body[value_start + 1..end], end + 1)
+            } else {
+                let end = until(value_start, b',').unwrap_or(bytes.len());
+                let value = &body[value_start..end];
+                if value.starts_with(['{', '[', ' ']) {
+                    return None;
+                }
+                (value, end)
+            };
+            match &body[at + 1..key_end] {
+                "pid" => pid = Some(value.parse().ok()?),
+                "command" => f.command = Cow::Borrowed(value),
+                "fd" => f.fd = Cow::Borrowed(value),
+                "type" => f.kind = Cow::Borrowed(value),
+                "deleted" => {
+                    deleted = Some(match value {
+                        "true" => true,
+                        "false" => false,
+                        _ => return None,
+                    })
+                }
+                _ => {}
+            }
+            at = match bytes.get(next) {
+                None => next,
+                Some(b',') => next + 1,
+                Some(_) => return None,
+            };
+        }
+        f.pid = pid?;
+        f.deleted = deleted?;
+        Some(f)
     }
 }
 

@@ -14,6 +14,7 @@ pub mod names;
 pub mod reader;
 pub mod scan;
 pub mod time;
+mod untar;
 pub mod writer;
 
 pub use manifest::{EntryRecord, EntryStatus, Manifest};

@@ -8,17 +8,16 @@
 //! absent.
 
 use std::borrow::Cow;
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 use std::sync::mpsc;
 
 use crate::manifest::Manifest;
 use crate::names;
+use crate::untar;
 
 /// Caps that keep a hostile bundle from exhausting memory.
 #[derive(Debug, Clone, Copy)]
@@ -86,72 +85,8 @@ pub struct Bundle {
 
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
-/// Bytes the tar layer may read on its own between two file entries: headers, GNU long
-/// names and links, PAX records, padding and the data of skipped directory entries. The
-/// tar crate reads long names and PAX records whole into memory before any per-entry
-/// limit applies, so without this cap one such record could claim gigabytes.
-const MAX_METADATA_BYTES: u64 = 1 << 20;
-
 /// Entry names longer than this are cut in error messages.
 const MAX_SHOWN_NAME: usize = 200;
-
-/// The decompressed stream as the tar layer sees it: reads beyond the allowance in
-/// `left` fail, and a read that hits the end of the stream is remembered (a tar stream
-/// that ends without its end-of-archive marker is truncated).
-struct Metered<R> {
-    inner: R,
-    left: Rc<Cell<u64>>,
-    eof: Rc<Cell<bool>>,
-    /// Bytes consumed so far (read or skipped).
-    pos: u64,
-}
-
-const TOO_MUCH_METADATA: &str = "bytes of tar metadata (headers, GNU long names, PAX records) \
-                                 or skipped data before the next file entry";
-
-impl<R: Read> Read for Metered<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        let left = self.left.get();
-        if left == 0 {
-            return Err(io::Error::other(format!("more than {MAX_METADATA_BYTES} {TOO_MUCH_METADATA}")));
-        }
-        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let n = self.inner.read(&mut buf[..want])?;
-        if n == 0 {
-            self.eof.set(true);
-        }
-        self.left.set(left - n as u64);
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-/// Forward seeks only: the tar layer skips padding and unread data this way, which
-/// spares it zeroing a 32 KiB buffer for every skip (tens of thousands per bundle).
-impl io::Seek for Metered<Chunks> {
-    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
-        let amount = match to {
-            io::SeekFrom::Current(n) if n >= 0 => n as u64,
-            io::SeekFrom::Start(p) if p >= self.pos => p - self.pos,
-            _ => return Err(io::Error::other("the decompressed stream only seeks forward")),
-        };
-        let left = self.left.get();
-        if amount > left {
-            return Err(io::Error::other(format!("more than {MAX_METADATA_BYTES} {TOO_MUCH_METADATA}")));
-        }
-        let skipped = self.inner.skip(amount)?;
-        self.left.set(left - skipped);
-        self.pos += skipped;
-        if skipped < amount {
-            self.eof.set(true);
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "unexpected EOF during skip"));
-        }
-        Ok(self.pos)
-    }
-}
 
 /// An entry name fit for an error message: lossy UTF-8, cut when very long.
 fn shown_name(raw: &[u8]) -> String {
@@ -492,70 +427,113 @@ impl Chunks {
     }
 }
 
-impl Read for Chunks {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.fill()?;
-        let n = buf.len().min(self.current.len() - self.pos);
-        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
+impl Chunks {
+    /// The next `n` bytes as one slice; fewer only at the end of the stream. A stretch
+    /// that spans chunks is gathered into one buffer (once per chunk boundary).
+    fn peek(&mut self, n: usize) -> io::Result<&[u8]> {
+        while self.current.len() - self.pos < n && !self.done {
+            let next = match self.full.recv() {
+                Ok(chunk) => chunk?,
+                Err(_) => return Err(io::Error::other("the decompressing thread stopped")),
+            };
+            if next.is_empty() {
+                self.done = true;
+                break;
+            }
+            let used = if self.pos == self.current.len() {
+                std::mem::replace(&mut self.current, next)
+            } else {
+                let mut joined = Vec::with_capacity(self.current.len() - self.pos + next.len());
+                joined.extend_from_slice(&self.current[self.pos..]);
+                joined.extend_from_slice(&next);
+                let _ = self.empty.send(next);
+                std::mem::replace(&mut self.current, joined)
+            };
+            let _ = self.empty.send(used);
+            self.pos = 0;
+        }
+        let end = self.current.len().min(self.pos + n);
+        Ok(&self.current[self.pos..end])
+    }
+
+    /// Appends the next `n` bytes to `dst`; fewer only at the end of the stream.
+    fn copy_to(&mut self, dst: &mut Vec<u8>, n: usize) -> io::Result<usize> {
+        let mut done = 0;
+        while done < n {
+            self.fill()?;
+            let here = (self.current.len() - self.pos).min(n - done);
+            if here == 0 {
+                break;
+            }
+            dst.extend_from_slice(&self.current[self.pos..self.pos + here]);
+            self.pos += here;
+            done += here;
+        }
+        Ok(done)
     }
 }
 
-/// Parses the decompressed tar stream into an [`Archive`], applying `limits`.
+/// Parses the decompressed tar stream into an [`Archive`], applying `limits`. Headers
+/// are read in place in the decompressed chunks ([`untar`]); each entry's data is copied
+/// once, straight to the end of the archive's buffer.
 fn parse_tar<'scope>(
     path: &Path,
-    decoded: Chunks,
+    mut chunks: Chunks,
     limits: &Limits,
     scope: &'scope std::thread::Scope<'scope, '_>,
 ) -> Result<Archive, BundleError> {
     // The manifest (the first entry of a snap bundle, megabytes of JSON on a busy host)
     // is parsed on its own thread while the rest is read.
     let mut manifest: Option<std::thread::ScopedJoinHandle<'scope, Result<Manifest, String>>> = None;
-    let left = Rc::new(Cell::new(MAX_METADATA_BYTES));
-    let eof = Rc::new(Cell::new(false));
-    let metered = Metered { inner: decoded, left: Rc::clone(&left), eof: Rc::clone(&eof), pos: 0 };
-    let mut archive = tar::Archive::new(metered);
     let mut map: BTreeMap<String, Range<usize>> = BTreeMap::new();
     let mut data: Vec<u8> = Vec::new();
+    let mut parser = untar::Parser::default();
     let mut total = 0u64;
     let mut last: Option<String> = None;
-    let corrupt = |last: &Option<String>, e: io::Error| BundleError::Corrupt {
-        path: path.into(),
-        after: last.clone(),
-        detail: e.to_string(),
-    };
-    let mut entries = archive.entries_with_seek().map_err(|e| corrupt(&last, e))?;
+    let corrupt =
+        |last: &Option<String>, detail: String| BundleError::Corrupt { path: path.into(), after: last.clone(), detail };
+    let io_error = |last: &Option<String>, e: io::Error| corrupt(last, e.to_string());
+    const CUT_SHORT: &str = "the archive stops without its end-of-archive marker: it was cut short";
     loop {
-        // Headers and extension records up to the next file entry share one allowance.
-        left.set(MAX_METADATA_BYTES);
-        let Some(entry) = entries.next() else { break };
-        let mut entry = entry.map_err(|e| corrupt(&last, e))?;
-        let kind = entry.header().entry_type();
-        let name = {
-            let raw_name = entry.path_bytes();
-            match names::validate(&raw_name) {
-                Ok(name) => name,
-                // `tar -cf b.tar.zst -C bundle .` starts with the directory `./` itself.
-                Err(names::BadName::Empty) if kind.is_dir() => continue,
-                Err(e) => {
-                    let shown = shown_name(&raw_name);
-                    return Err(BundleError::BadEntry { path: path.into(), entry: shown, reason: e.to_string() });
-                }
+        // A header block, then as much more as a metadata record needs.
+        let mut want = untar::BLOCK;
+        let step = loop {
+            let at = chunks.peek(want).map_err(|e| io_error(&last, e))?;
+            let named = |e: untar::Error| {
+                let at = e.entry().map(|raw| names::validate(raw).unwrap_or_else(|_| shown_name(raw)));
+                corrupt(&at.or_else(|| last.clone()), e.to_string())
+            };
+            match parser.next(at).map_err(named)? {
+                untar::Step::Need(n) if at.len() == want && n > want => want = n,
+                untar::Step::Need(_) => return Err(corrupt(&last, CUT_SHORT.into())),
+                step => break step,
             }
         };
-        if kind.is_dir() {
-            last = Some(name);
-            continue;
-        }
-        if !(kind.is_file() || kind == tar::EntryType::Continuous) {
+        let (raw_name, kind, size) = match step {
+            untar::Step::End => break,
+            untar::Step::Need(_) => unreachable!("asked for above"),
+            untar::Step::Skip { len, dir } => {
+                chunks.skip(len as u64).map_err(|e| io_error(&last, e))?;
+                if let Some(raw) = dir {
+                    match names::validate(&raw) {
+                        Ok(name) => last = Some(name),
+                        // `tar -cf b.tar.zst -C bundle .` starts with the directory `./` itself.
+                        Err(names::BadName::Empty) => {}
+                        Err(e) => return Err(bad_entry(path, &raw, e.to_string())),
+                    }
+                }
+                continue;
+            }
+            untar::Step::Member { name, kind, size } => (name, kind, size),
+        };
+        let name = names::validate(&raw_name).map_err(|e| bad_entry(path, &raw_name, e.to_string()))?;
+        if !matches!(kind, b'0' | 0 | b'7') {
             return Err(BundleError::BadEntry {
                 path: path.into(),
                 entry: shown_name(name.as_bytes()),
-                reason: format!("a bundle holds only regular files, not {kind:?} entries"),
+                reason: format!("a bundle holds only regular files, not {} entries", untar::kind_name(kind)),
             });
         }
-        let size = entry.size();
         if size > limits.max_entry_bytes {
             return Err(BundleError::EntryTooLarge {
                 path: path.into(),
@@ -571,21 +549,19 @@ fn parse_tar<'scope>(
         if map.len() >= limits.max_entries {
             return Err(BundleError::TooManyEntries { path: path.into(), limit: limits.max_entries });
         }
-        // The data was checked against the limits above; let exactly that much through.
-        left.set(size);
-        // Read into exactly `size` zeroed bytes: read_to_end would zero a fresh stretch of
-        // spare capacity on every call, tens of thousands of times per bundle.
+        // The header, then exactly `size` bytes (checked against the limits above), then
+        // the padding to a whole block.
+        chunks.skip(untar::BLOCK as u64).map_err(|e| io_error(&last, e))?;
         let start = data.len();
-        data.resize(start + size as usize, 0);
-        entry.read_exact(&mut data[start..]).map_err(|e| BundleError::Corrupt {
-            path: path.into(),
-            after: Some(name.clone()),
-            detail: if e.kind() == io::ErrorKind::UnexpectedEof {
-                format!("entry {name} is shorter than its header says")
-            } else {
-                format!("while reading {name}: {e}")
-            },
-        })?;
+        let size = size as usize;
+        let copied = chunks.copy_to(&mut data, size).map_err(|e| io_error(&Some(name.clone()), e))?;
+        if copied < size {
+            return Err(corrupt(&Some(name.clone()), format!("entry {name} is shorter than its header says")));
+        }
+        let padding = untar::padded(size as u64) - size as u64;
+        if chunks.skip(padding).map_err(|e| io_error(&Some(name.clone()), e))? < padding {
+            return Err(corrupt(&Some(name), CUT_SHORT.into()));
+        }
         if name == names::MANIFEST && manifest.is_none() {
             let bytes = data[start..].to_vec();
             let parse = move || Manifest::from_json(&bytes).map_err(|e| e.to_string());
@@ -596,16 +572,13 @@ fn parse_tar<'scope>(
         }
         last = Some(name);
     }
-    if eof.get() {
-        return Err(BundleError::Corrupt {
-            path: path.into(),
-            after: last,
-            detail: "the archive stops without its end-of-archive marker: it was cut short".into(),
-        });
-    }
     data.shrink_to_fit();
     let manifest = manifest.map(|h| h.join().unwrap_or_else(|_| Err("the manifest parser panicked".to_string())));
     Ok(Archive { data, index: map, manifest })
+}
+
+fn bad_entry(path: &Path, raw: &[u8], reason: String) -> BundleError {
+    BundleError::BadEntry { path: path.into(), entry: shown_name(raw), reason }
 }
 
 #[cfg(test)]
@@ -638,6 +611,54 @@ mod tests {
         // The first tar entry of the decompressed stream is the manifest.
         let raw = zstd::decode_all(File::open(&p).unwrap()).unwrap();
         assert_eq!(&raw[..13], b"manifest.json");
+    }
+
+    #[test]
+    fn entries_across_chunk_boundaries_read_as_the_tar_crate_reads_them() {
+        // Sizes from a fixed xorshift sequence: headers, long-name records and data fall
+        // across the 1 MiB chunk boundaries at every offset modulo the block size.
+        let mut x: u64 = 0x9e3779b97f4a7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut b = tar::Builder::new(Vec::new());
+        let mut want = Vec::new();
+        while b.get_ref().len() < 3 * CHUNK_BYTES + 12_345 {
+            let i = want.len();
+            let size = match next() % 4 {
+                0 => 0,
+                1 => (next() % 600) as usize,
+                2 => (next() % 5000) as usize,
+                _ => (next() % 300_000) as usize,
+            };
+            let name = if next() % 5 == 0 {
+                format!("proc/{i}/{}", "n".repeat(100 + (next() % 300) as usize))
+            } else {
+                format!("proc/{i}/stat")
+            };
+            let data: Vec<u8> = (0..size).map(|k| (k as u8) ^ (i as u8)).collect();
+            let mut h = tar::Header::new_gnu();
+            h.set_size(size as u64);
+            h.set_mode(0o600);
+            b.append_data(&mut h, &name, data.as_slice()).unwrap();
+            want.push((name, data));
+        }
+        let stream = b.into_inner().unwrap();
+        let bundle = Bundle::from_bytes(Path::new("mem"), &zstd::encode_all(stream.as_slice(), 1).unwrap()).unwrap();
+        let mut names: Vec<&String> = want.iter().map(|(n, _)| n).collect();
+        names.sort();
+        assert_eq!(bundle.entries().unwrap().iter().collect::<Vec<_>>(), names);
+        for (name, data) in &want {
+            assert_eq!(bundle.get(name).unwrap().as_deref(), Some(data.as_slice()), "{name}");
+        }
+        // Every cut of the compressed stream is refused, never a panic or a partial bundle.
+        let compressed = zstd::encode_all(stream.as_slice(), 1).unwrap();
+        for cut in (0..compressed.len()).step_by(compressed.len() / 97) {
+            assert!(Bundle::from_bytes(Path::new("mem"), &compressed[..cut]).is_err(), "cut at {cut}");
+        }
     }
 
     #[test]
