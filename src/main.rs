@@ -5,6 +5,7 @@
 //! `snap-bundle`, findings in `snap-analyzers`.
 
 mod commands;
+mod heap;
 mod units;
 mod views;
 
@@ -50,6 +51,14 @@ pub mod exit {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let reads_a_bundle = match &cli.command {
+        Command::Inspect(_) | Command::Show(_) => true,
+        Command::Analyze(a) => !a.is_live(),
+        Command::Collect(_) | Command::Rules => false,
+    };
+    if reads_a_bundle {
+        heap::use_huge_pages();
+    }
     let code = match cli.command {
         Command::Collect(a) => commands::collect::run(a),
         Command::Inspect(a) => commands::inspect::run(a),

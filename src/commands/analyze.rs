@@ -39,6 +39,13 @@ pub struct Args {
     fail_on: Option<FailOn>,
 }
 
+impl Args {
+    /// Whether this analyzes the running host rather than a bundle.
+    pub fn is_live(&self) -> bool {
+        self.bundle.is_none()
+    }
+}
+
 pub fn run(a: Args) -> u8 {
     let bundle = match &a.bundle {
         Some(p) => Bundle::open(p).map_err(|e| e.to_string()),
