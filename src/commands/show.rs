@@ -10,8 +10,13 @@ use snap_bundle::Bundle;
 use crate::exit;
 use crate::views::{self, ViewError};
 
+// `-h` belongs to the views (`free -h`): help is `--help` only.
 #[derive(clap::Args)]
+#[command(disable_help_flag = true)]
 pub struct Args {
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
     /// A bundle: .tar.zst archive or directory.
     bundle: PathBuf,
     /// The view; omit it to list them.

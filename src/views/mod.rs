@@ -4,6 +4,7 @@
 //! time; it streams to its writer, so a view of 200,000 packets never sits in memory.
 
 mod packets;
+mod procps;
 
 use std::io::{self, Write};
 
@@ -48,7 +49,7 @@ pub struct View {
 
 /// Every view, in the order `snap show BUNDLE` lists them.
 pub fn registry() -> &'static [View] {
-    &[packets::TCPDUMP, packets::CONVERSATIONS]
+    &[packets::TCPDUMP, packets::CONVERSATIONS, procps::UPTIME, procps::FREE, procps::VMSTAT]
 }
 
 pub fn find(name: &str) -> Option<&'static View> {
