@@ -33,6 +33,8 @@ enum Command {
     Rules,
     /// A classic view (tcpdump, conversations, ...) replayed from a bundle.
     Show(commands::show::Args),
+    /// What changed between two bundles: findings, host, figures, rates, processes.
+    Diff(commands::diff::Args),
 }
 
 /// Exit codes shared by every command.
@@ -52,7 +54,7 @@ pub mod exit {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let reads_a_bundle = match &cli.command {
-        Command::Inspect(_) | Command::Show(_) => true,
+        Command::Inspect(_) | Command::Show(_) | Command::Diff(_) => true,
         Command::Analyze(a) => !a.is_live(),
         Command::Collect(_) | Command::Rules => false,
     };
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Command::Analyze(a) => commands::analyze::run(a),
         Command::Rules => commands::analyze::rules(),
         Command::Show(a) => commands::show::run(a),
+        Command::Diff(a) => commands::diff::run(a),
     };
     ExitCode::from(code)
 }

@@ -2,5 +2,6 @@
 
 pub mod analyze;
 pub mod collect;
+pub mod diff;
 pub mod inspect;
 pub mod show;

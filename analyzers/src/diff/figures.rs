@@ -1,0 +1,360 @@
+//! Figures of both bundles side by side, and rates over the time between them.
+//!
+//! Figures come from each bundle's top-level copies (taken at collection, not from
+//! the sampling window): load, memory, space and inodes per mount, processes by
+//! state, sockets by state and by service port, file handles. Rates need both
+//! bundles from one boot: counters only grow within a boot.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::rules::net_counters::Counters;
+use crate::Input;
+
+/// One figure in both bundles (`None` where a bundle lacks it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Figure {
+    /// `load`, `memory`, `space`, `inodes`, `processes`, `sockets`, `ports`, `files`.
+    pub group: &'static str,
+    pub name: String,
+    /// `bytes`, `%`, or empty for plain counts and load figures.
+    pub unit: &'static str,
+    pub before: Option<f64>,
+    pub after: Option<f64>,
+}
+
+impl Figure {
+    pub fn delta(&self) -> Option<f64> {
+        Some(self.after? - self.before?)
+    }
+}
+
+/// Counter changes over the time between the bundles.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rates {
+    /// Seconds between the collections (CLOCK_MONOTONIC).
+    pub seconds: f64,
+    pub rates: Vec<Rate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rate {
+    /// `cpu`, `system`, `swap`, `disk <device>`, `net <interface>`, `tcp`.
+    pub group: String,
+    pub name: String,
+    /// `%` for CPU modes (of all CPU time between the bundles), else the counter's unit
+    /// per second (`bytes/s`, `pages/s`, `/s`).
+    pub unit: &'static str,
+    /// The counter's growth (CPU: ticks).
+    pub delta: u64,
+    /// Per second, or the percentage for CPU modes.
+    pub value: f64,
+}
+
+type Figures = Vec<Figure>;
+
+type Reader = fn(&Input) -> Option<BTreeMap<String, f64>>;
+
+/// The figure groups: name, unit, reader, the entry it needs, and whether a figure
+/// absent from a bundle that has the group is a zero (a count) or unknown.
+const GROUPS: [(&str, &str, Reader, &str, bool); 9] = [
+    ("load", "", load, "proc/loadavg", false),
+    ("memory", "bytes", memory, "proc/meminfo", false),
+    ("swap", "bytes", swap, "proc/meminfo", false),
+    ("space", "bytes", space, "scan/filesystems.jsonl", false),
+    ("inodes", "", inodes, "scan/filesystems.jsonl", false),
+    ("processes", "", processes, "proc/<pid>/stat", true),
+    ("sockets", "", socket_states, "scan/sockets.jsonl", true),
+    ("ports", "", ports, "scan/sockets.jsonl", true),
+    ("files", "", file_handles, "proc/sys/fs/file-nr", false),
+];
+
+/// What one bundle says of its figures and counters, read once.
+pub struct Facts {
+    groups: Vec<Option<BTreeMap<String, f64>>>,
+    counters: Counted,
+    monotonic_ns: Option<u64>,
+}
+
+impl Facts {
+    pub fn read(i: &Input) -> Facts {
+        Facts {
+            groups: GROUPS.iter().map(|g| (g.2)(i)).collect(),
+            counters: counters(i),
+            monotonic_ns: i.manifest().map(|m| m.clocks.monotonic_ns).filter(|ns| *ns > 0),
+        }
+    }
+}
+
+pub fn compare(b: &Facts, a: &Facts, skipped: &mut BTreeMap<String, String>) -> Figures {
+    let mut out = Vec::new();
+    for (k, (group, unit, _, entry, counts)) in GROUPS.iter().enumerate() {
+        let (mb, ma) = (&b.groups[k], &a.groups[k]);
+        if mb.is_none() && ma.is_none() {
+            skipped.entry(format!("figures.{group}")).or_insert(format!("neither bundle has {entry}"));
+            continue;
+        }
+        let keys: BTreeSet<&String> = mb.iter().chain(ma.iter()).flat_map(|m| m.keys()).collect();
+        let get = |m: &Option<BTreeMap<String, f64>>, key: &String| match m {
+            Some(m) => m.get(key).copied().or(counts.then_some(0.0)),
+            None => None,
+        };
+        for key in keys {
+            out.push(Figure { group, name: key.clone(), unit, before: get(mb, key), after: get(ma, key) });
+        }
+    }
+    out
+}
+
+fn load(i: &Input) -> Option<BTreeMap<String, f64>> {
+    let text = i.text("proc/loadavg").ok()?;
+    let f: Vec<&str> = text.split_whitespace().collect();
+    let mut m = BTreeMap::new();
+    for (k, v) in ["1 min", "5 min", "15 min"].iter().zip(&f) {
+        m.insert(k.to_string(), v.parse().ok()?);
+    }
+    if let Some((running, total)) = f.get(3).and_then(|s| s.split_once('/')) {
+        m.insert("runnable tasks".into(), running.parse().ok()?);
+        m.insert("tasks".into(), total.parse().ok()?);
+    }
+    Some(m)
+}
+
+fn memory(i: &Input) -> Option<BTreeMap<String, f64>> {
+    let m = i.meminfo("proc/meminfo").ok()?;
+    let available = m.mem_available.unwrap_or(m.mem_free + m.buffers + m.cached);
+    let cache = m.buffers + m.cached + m.s_reclaimable.unwrap_or(0);
+    Some(BTreeMap::from([
+        ("total".to_string(), m.mem_total as f64),
+        ("used".to_string(), m.mem_total.saturating_sub(available) as f64),
+        ("available".to_string(), available as f64),
+        ("free".to_string(), m.mem_free as f64),
+        ("buff/cache".to_string(), cache as f64),
+    ]))
+}
+
+fn swap(i: &Input) -> Option<BTreeMap<String, f64>> {
+    let m = i.meminfo("proc/meminfo").ok()?;
+    Some(BTreeMap::from([
+        ("total".to_string(), m.swap_total as f64),
+        ("used".to_string(), m.swap_total.saturating_sub(m.swap_free) as f64),
+    ]))
+}
+
+fn space(i: &Input) -> Option<BTreeMap<String, f64>> {
+    mounts(i, false)
+}
+
+fn inodes(i: &Input) -> Option<BTreeMap<String, f64>> {
+    mounts(i, true)
+}
+
+/// Space (used, available) or inodes (used, free) per mount `df` lists.
+fn mounts(i: &Input, inodes: bool) -> Option<BTreeMap<String, f64>> {
+    let fs = i.filesystems().ok()?;
+    let mut m = BTreeMap::new();
+    for f in fs.iter().filter(|f| f.df_listed && f.status == "ok") {
+        if inodes {
+            if f.inodes == 0 {
+                continue;
+            }
+            m.insert(format!("{} used", f.target), f.inodes_used as f64);
+            m.insert(format!("{} free", f.target), f.inodes_free as f64);
+        } else {
+            m.insert(format!("{} used", f.target), f.used_bytes as f64);
+            m.insert(format!("{} avail", f.target), f.avail_bytes as f64);
+        }
+    }
+    Some(m)
+}
+
+/// Processes by state letter, with totals of processes and threads.
+fn processes(i: &Input) -> Option<BTreeMap<String, f64>> {
+    let pids = i.pids();
+    if pids.is_empty() {
+        return None;
+    }
+    let mut m: BTreeMap<String, f64> = BTreeMap::new();
+    for pid in pids {
+        let Ok(s) = i.process_stat(pid) else { continue };
+        *m.entry("total".into()).or_default() += 1.0;
+        *m.entry("threads".into()).or_default() += s.num_threads as f64;
+        *m.entry(format!("state {}", s.state)).or_default() += 1.0;
+    }
+    Some(m)
+}
+
+/// TCP sockets by state; UDP and unix sockets counted whole.
+fn socket_states(i: &Input) -> Option<BTreeMap<String, f64>> {
+    let sockets = i.sockets().ok()?;
+    let mut m: BTreeMap<String, f64> = BTreeMap::new();
+    for s in sockets {
+        let key = match s.proto.as_str() {
+            "tcp" | "tcp6" => format!("tcp {}", s.state),
+            "udp" | "udp6" => "udp".to_string(),
+            other => other.to_string(),
+        };
+        *m.entry(key).or_default() += 1.0;
+    }
+    Some(m)
+}
+
+/// Connections (TCP sockets not listening) per local port that a socket listens on,
+/// and per state: `:8080 ESTABLISHED`.
+fn ports(i: &Input) -> Option<BTreeMap<String, f64>> {
+    let sockets = i.sockets().ok()?;
+    let tcp = |s: &&snap_bundle::scan::Socket| s.proto == "tcp" || s.proto == "tcp6";
+    let listening: BTreeSet<u16> =
+        sockets.iter().filter(tcp).filter(|s| s.state == "LISTEN").map(|s| s.local_port).collect();
+    let mut m: BTreeMap<String, f64> = BTreeMap::new();
+    for s in sockets.iter().filter(tcp).filter(|s| s.state != "LISTEN" && listening.contains(&s.local_port)) {
+        *m.entry(format!(":{} {}", s.local_port, s.state)).or_default() += 1.0;
+    }
+    Some(m)
+}
+
+/// `proc/sys/fs/file-nr`: allocated handles and the maximum.
+fn file_handles(i: &Input) -> Option<BTreeMap<String, f64>> {
+    let text = i.text("proc/sys/fs/file-nr").ok()?;
+    let f: Vec<f64> = text.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+    let [allocated, _unused, max] = f[..] else { return None };
+    Some(BTreeMap::from([("handles allocated".to_string(), allocated), ("handles max".to_string(), max)]))
+}
+
+/// Counters of one bundle that rates are computed from: (group, name, unit) -> value.
+type Counted = BTreeMap<(String, String, &'static str), u64>;
+
+fn counters(i: &Input) -> Counted {
+    let mut c = Counted::new();
+    let mut put = |group: &str, name: &str, unit: &'static str, v: u64| {
+        c.insert((group.to_string(), name.to_string(), unit), v);
+    };
+    if let Ok(text) = i.text("proc/stat") {
+        for line in text.lines() {
+            let mut w = line.split_whitespace();
+            match w.next() {
+                Some("cpu") => {
+                    let modes = ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"];
+                    for (mode, v) in modes.iter().zip(w) {
+                        if let Ok(v) = v.parse() {
+                            put("cpu", mode, "%", v);
+                        }
+                    }
+                }
+                Some(k @ ("ctxt" | "intr" | "processes")) => {
+                    if let Some(Ok(v)) = w.next().map(str::parse) {
+                        let name = match k {
+                            "ctxt" => "context switches",
+                            "intr" => "interrupts",
+                            _ => "forks",
+                        };
+                        put("system", name, "/s", v);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    if let Ok(text) = i.text("proc/vmstat") {
+        for line in text.lines() {
+            if let Some((k, v)) = line.split_once(' ') {
+                let name = match k {
+                    "pswpin" => "swapped in",
+                    "pswpout" => "swapped out",
+                    "pgmajfault" => "major faults",
+                    _ => continue,
+                };
+                if let Ok(v) = v.trim().parse() {
+                    put("memory", name, "pages/s", v);
+                }
+            }
+        }
+    }
+    if let Ok(text) = i.text("proc/diskstats") {
+        for line in text.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 10 {
+                continue;
+            }
+            let num = |k: usize| f[k].parse::<u64>().ok();
+            let group = format!("disk {}", f[2]);
+            if let (Some(r), Some(rs), Some(w), Some(ws)) = (num(3), num(5), num(7), num(9)) {
+                put(&group, "reads", "/s", r);
+                put(&group, "read", "bytes/s", rs * 512);
+                put(&group, "writes", "/s", w);
+                put(&group, "written", "bytes/s", ws * 512);
+            }
+        }
+    }
+    if let Ok(text) = i.text("proc/net/dev") {
+        for line in text.lines().skip(2) {
+            let Some((iface, rest)) = line.split_once(':') else { continue };
+            let f: Vec<u64> = rest.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+            if f.len() >= 16 {
+                let group = format!("net {}", iface.trim());
+                put(&group, "received", "bytes/s", f[0]);
+                put(&group, "sent", "bytes/s", f[8]);
+            }
+        }
+    }
+    for (entry, wanted) in [
+        (
+            "proc/net/snmp",
+            &[
+                ("Tcp", "RetransSegs", "retransmitted segments"),
+                ("Tcp", "OutRsts", "resets sent"),
+                ("Tcp", "InErrs", "segments received in error"),
+            ][..],
+        ),
+        (
+            "proc/net/netstat",
+            &[("TcpExt", "ListenDrops", "listen drops"), ("TcpExt", "ListenOverflows", "listen overflows")][..],
+        ),
+    ] {
+        let Ok(text) = i.text(entry) else { continue };
+        let Ok(counters) = Counters::parse(&text) else { continue };
+        for (group, name, label) in wanted {
+            if let Some(v) = counters.get(group, name) {
+                put("tcp", label, "/s", v);
+            }
+        }
+    }
+    c
+}
+
+/// Rates between the bundles, from counters both have; the caller checked they are
+/// from one boot.
+pub fn rates(b: &Facts, a: &Facts, skipped: &mut BTreeMap<String, String>) -> Option<Rates> {
+    let (Some(tb), Some(ta)) = (b.monotonic_ns, a.monotonic_ns) else {
+        skipped.insert("rates".into(), "a bundle has no collection clock (manifest)".into());
+        return None;
+    };
+    if ta <= tb {
+        skipped.insert("rates".into(), "AFTER was not collected after BEFORE".into());
+        return None;
+    }
+    let seconds = (ta - tb) as f64 / 1e9;
+    let (cb, ca) = (&b.counters, &a.counters);
+    let cpu_total: u64 =
+        ca.iter().filter(|((g, _, _), _)| g == "cpu").filter_map(|(k, va)| Some(va.saturating_sub(*cb.get(k)?))).sum();
+    let mut rates = Vec::new();
+    for (k @ (group, name, unit), va) in ca {
+        // A counter that went backwards was reset (a device re-added): no rate.
+        let Some(delta) = cb.get(k).and_then(|vb| va.checked_sub(*vb)) else { continue };
+        let value = if group == "cpu" {
+            if cpu_total == 0 {
+                continue;
+            }
+            100.0 * delta as f64 / cpu_total as f64
+        } else {
+            // Devices and interfaces that did nothing are left out.
+            if delta == 0 && (group.starts_with("disk ") || group.starts_with("net ")) {
+                continue;
+            }
+            delta as f64 / seconds
+        };
+        rates.push(Rate { group: group.clone(), name: name.clone(), unit, delta, value });
+    }
+    Some(Rates { seconds, rates })
+}
