@@ -61,6 +61,13 @@ fn main() -> ExitCode {
     if reads_a_bundle {
         heap::use_huge_pages();
     }
+    if !matches!(cli.command, Command::Collect(_)) {
+        // A report piped into `head` or `less` ends quietly when the reader goes away,
+        // as the classic tools do, instead of a panic on the failed write. (`collect`
+        // keeps its own handling: it must clean up what it started.)
+        // SAFETY: setting a signal's disposition to the default, before any thread starts.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let code = match cli.command {
         Command::Collect(a) => commands::collect::run(a),
         Command::Inspect(a) => commands::inspect::run(a),
