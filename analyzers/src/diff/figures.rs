@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::rules::net_counters::Counters;
-use crate::Input;
+use crate::{Input, Need, Skip};
 
 /// One figure in both bundles (`None` where a bundle lacks it).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -54,7 +54,7 @@ pub struct Rate {
 
 type Figures = Vec<Figure>;
 
-type Reader = fn(&Input) -> Option<BTreeMap<String, f64>>;
+type Reader = fn(&Input) -> Need<BTreeMap<String, f64>>;
 
 /// The figure groups: name, unit, reader, the entry it needs, and whether a figure
 /// absent from a bundle that has the group is a zero (a count) or unknown.
@@ -72,7 +72,7 @@ const GROUPS: [(&str, &str, Reader, &str, bool); 9] = [
 
 /// What one bundle says of its figures and counters, read once.
 pub struct Facts {
-    groups: Vec<Option<BTreeMap<String, f64>>>,
+    groups: Vec<Need<BTreeMap<String, f64>>>,
     counters: Counted,
     monotonic_ns: Option<u64>,
 }
@@ -90,13 +90,27 @@ impl Facts {
 pub fn compare(b: &Facts, a: &Facts, skipped: &mut BTreeMap<String, String>) -> Figures {
     let mut out = Vec::new();
     for (k, (group, unit, _, entry, counts)) in GROUPS.iter().enumerate() {
-        let (mb, ma) = (&b.groups[k], &a.groups[k]);
+        let (mb, ma) = (b.groups[k].as_ref().ok(), a.groups[k].as_ref().ok());
+        // Why a side has none: absent, or present and unreadable (named).
+        for (side, got) in [("BEFORE", &b.groups[k]), ("AFTER", &a.groups[k])] {
+            match got {
+                Err(Skip::Bad { entry, detail }) => {
+                    skipped.insert(format!("figures.{group} ({side})"), format!("{entry}: {detail}"));
+                }
+                Err(Skip::Missing(_)) if mb.is_some() || ma.is_some() => {
+                    skipped.insert(format!("figures.{group} ({side})"), format!("{side} has no {entry}"));
+                }
+                _ => {}
+            }
+        }
         if mb.is_none() && ma.is_none() {
-            skipped.entry(format!("figures.{group}")).or_insert(format!("neither bundle has {entry}"));
+            if matches!((&b.groups[k], &a.groups[k]), (Err(Skip::Missing(_)), Err(Skip::Missing(_)))) {
+                skipped.insert(format!("figures.{group}"), format!("neither bundle has {entry}"));
+            }
             continue;
         }
         let keys: BTreeSet<&String> = mb.iter().chain(ma.iter()).flat_map(|m| m.keys()).collect();
-        let get = |m: &Option<BTreeMap<String, f64>>, key: &String| match m {
+        let get = |m: Option<&BTreeMap<String, f64>>, key: &String| match m {
             Some(m) => m.get(key).copied().or(counts.then_some(0.0)),
             None => None,
         };
@@ -107,25 +121,30 @@ pub fn compare(b: &Facts, a: &Facts, skipped: &mut BTreeMap<String, String>) -> 
     out
 }
 
-fn load(i: &Input) -> Option<BTreeMap<String, f64>> {
-    let text = i.text("proc/loadavg").ok()?;
+fn load(i: &Input) -> Need<BTreeMap<String, f64>> {
+    const LOADAVG: &str = "proc/loadavg";
+    let text = i.text(LOADAVG)?;
     let f: Vec<&str> = text.split_whitespace().collect();
+    let number = |s: &str| s.parse::<f64>().map_err(|_| Skip::bad(LOADAVG, format!("{s:?} is not a number")));
     let mut m = BTreeMap::new();
+    if f.len() < 4 {
+        return Err(Skip::bad(LOADAVG, "fewer than four fields"));
+    }
     for (k, v) in ["1 min", "5 min", "15 min"].iter().zip(&f) {
-        m.insert(k.to_string(), v.parse().ok()?);
+        m.insert(k.to_string(), number(v)?);
     }
-    if let Some((running, total)) = f.get(3).and_then(|s| s.split_once('/')) {
-        m.insert("runnable tasks".into(), running.parse().ok()?);
-        m.insert("tasks".into(), total.parse().ok()?);
+    if let Some((running, total)) = f[3].split_once('/') {
+        m.insert("runnable tasks".into(), number(running)?);
+        m.insert("tasks".into(), number(total)?);
     }
-    Some(m)
+    Ok(m)
 }
 
-fn memory(i: &Input) -> Option<BTreeMap<String, f64>> {
-    let m = i.meminfo("proc/meminfo").ok()?;
+fn memory(i: &Input) -> Need<BTreeMap<String, f64>> {
+    let m = i.meminfo("proc/meminfo")?;
     let available = m.mem_available.unwrap_or(m.mem_free + m.buffers + m.cached);
     let cache = m.buffers + m.cached + m.s_reclaimable.unwrap_or(0);
-    Some(BTreeMap::from([
+    Ok(BTreeMap::from([
         ("total".to_string(), m.mem_total as f64),
         ("used".to_string(), m.mem_total.saturating_sub(available) as f64),
         ("available".to_string(), available as f64),
@@ -134,25 +153,25 @@ fn memory(i: &Input) -> Option<BTreeMap<String, f64>> {
     ]))
 }
 
-fn swap(i: &Input) -> Option<BTreeMap<String, f64>> {
-    let m = i.meminfo("proc/meminfo").ok()?;
-    Some(BTreeMap::from([
+fn swap(i: &Input) -> Need<BTreeMap<String, f64>> {
+    let m = i.meminfo("proc/meminfo")?;
+    Ok(BTreeMap::from([
         ("total".to_string(), m.swap_total as f64),
         ("used".to_string(), m.swap_total.saturating_sub(m.swap_free) as f64),
     ]))
 }
 
-fn space(i: &Input) -> Option<BTreeMap<String, f64>> {
+fn space(i: &Input) -> Need<BTreeMap<String, f64>> {
     mounts(i, false)
 }
 
-fn inodes(i: &Input) -> Option<BTreeMap<String, f64>> {
+fn inodes(i: &Input) -> Need<BTreeMap<String, f64>> {
     mounts(i, true)
 }
 
 /// Space (used, available) or inodes (used, free) per mount `df` lists.
-fn mounts(i: &Input, inodes: bool) -> Option<BTreeMap<String, f64>> {
-    let fs = i.filesystems().ok()?;
+fn mounts(i: &Input, inodes: bool) -> Need<BTreeMap<String, f64>> {
+    let fs = i.filesystems()?;
     let mut m = BTreeMap::new();
     for f in fs.iter().filter(|f| f.df_listed && f.status == "ok") {
         if inodes {
@@ -166,14 +185,14 @@ fn mounts(i: &Input, inodes: bool) -> Option<BTreeMap<String, f64>> {
             m.insert(format!("{} avail", f.target), f.avail_bytes as f64);
         }
     }
-    Some(m)
+    Ok(m)
 }
 
 /// Processes by state letter, with totals of processes and threads.
-fn processes(i: &Input) -> Option<BTreeMap<String, f64>> {
+fn processes(i: &Input) -> Need<BTreeMap<String, f64>> {
     let pids = i.pids();
     if pids.is_empty() {
-        return None;
+        return Err(Skip::missing("proc/<pid>/stat"));
     }
     let mut m: BTreeMap<String, f64> = BTreeMap::new();
     for pid in pids {
@@ -182,12 +201,12 @@ fn processes(i: &Input) -> Option<BTreeMap<String, f64>> {
         *m.entry("threads".into()).or_default() += s.num_threads as f64;
         *m.entry(format!("state {}", s.state)).or_default() += 1.0;
     }
-    Some(m)
+    Ok(m)
 }
 
 /// TCP sockets by state; UDP and unix sockets counted whole.
-fn socket_states(i: &Input) -> Option<BTreeMap<String, f64>> {
-    let sockets = i.sockets().ok()?;
+fn socket_states(i: &Input) -> Need<BTreeMap<String, f64>> {
+    let sockets = i.sockets()?;
     let mut m: BTreeMap<String, f64> = BTreeMap::new();
     for s in sockets {
         let key = match s.proto.as_str() {
@@ -197,13 +216,13 @@ fn socket_states(i: &Input) -> Option<BTreeMap<String, f64>> {
         };
         *m.entry(key).or_default() += 1.0;
     }
-    Some(m)
+    Ok(m)
 }
 
 /// Connections (TCP sockets not listening) per local port that a socket listens on,
 /// and per state: `:8080 ESTABLISHED`.
-fn ports(i: &Input) -> Option<BTreeMap<String, f64>> {
-    let sockets = i.sockets().ok()?;
+fn ports(i: &Input) -> Need<BTreeMap<String, f64>> {
+    let sockets = i.sockets()?;
     let tcp = |s: &&snap_bundle::scan::Socket| s.proto == "tcp" || s.proto == "tcp6";
     let listening: BTreeSet<u16> =
         sockets.iter().filter(tcp).filter(|s| s.state == "LISTEN").map(|s| s.local_port).collect();
@@ -211,15 +230,16 @@ fn ports(i: &Input) -> Option<BTreeMap<String, f64>> {
     for s in sockets.iter().filter(tcp).filter(|s| s.state != "LISTEN" && listening.contains(&s.local_port)) {
         *m.entry(format!(":{} {}", s.local_port, s.state)).or_default() += 1.0;
     }
-    Some(m)
+    Ok(m)
 }
 
 /// `proc/sys/fs/file-nr`: allocated handles and the maximum.
-fn file_handles(i: &Input) -> Option<BTreeMap<String, f64>> {
-    let text = i.text("proc/sys/fs/file-nr").ok()?;
+fn file_handles(i: &Input) -> Need<BTreeMap<String, f64>> {
+    const FILE_NR: &str = "proc/sys/fs/file-nr";
+    let text = i.text(FILE_NR)?;
     let f: Vec<f64> = text.split_whitespace().filter_map(|v| v.parse().ok()).collect();
-    let [allocated, _unused, max] = f[..] else { return None };
-    Some(BTreeMap::from([("handles allocated".to_string(), allocated), ("handles max".to_string(), max)]))
+    let [allocated, _unused, max] = f[..] else { return Err(Skip::bad(FILE_NR, "not three numbers")) };
+    Ok(BTreeMap::from([("handles allocated".to_string(), allocated), ("handles max".to_string(), max)]))
 }
 
 /// Counters of one bundle that rates are computed from: (group, name, unit) -> value.
@@ -357,4 +377,106 @@ pub fn rates(b: &Facts, a: &Facts, skipped: &mut BTreeMap<String, String>) -> Op
         rates.push(Rate { group: group.clone(), name: name.clone(), unit, delta, value });
     }
     Some(Rates { seconds, rates })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::testing::bundle_with;
+
+    fn manifest(monotonic_s: u64) -> String {
+        format!(
+            r#"{{"format_version":1,"host":{{"hostname":"h","boot_id":"b"}},"clocks":{{"realtime_ns":{0},"monotonic_ns":{0},"boottime_ns":{0}}}}}"#,
+            monotonic_s * 1_000_000_000
+        )
+    }
+
+    const MEMINFO: &str = "MemTotal: 1000 kB\nMemFree: 100 kB\nMemAvailable: 600 kB\nBuffers: 50 kB\nCached: 200 kB\n\
+                           SwapCached: 0 kB\nActive: 1 kB\nInactive: 1 kB\nSwapTotal: 400 kB\nSwapFree: 300 kB\n\
+                           Dirty: 0 kB\nWriteback: 0 kB\nMapped: 0 kB\nSlab: 40 kB\nSReclaimable: 30 kB\n\
+                           Committed_AS: 0 kB\nVmallocTotal: 0 kB\nVmallocUsed: 0 kB\nVmallocChunk: 0 kB\n";
+    const SNMP: &str = "Tcp: RtoAlgorithm RetransSegs OutRsts InErrs\nTcp: 1 RETRANS 7 0\n";
+    const NETSTAT: &str = "TcpExt: ListenOverflows ListenDrops\nTcpExt: 0 LD\n";
+
+    fn side(
+        t: u64,
+        user: u64,
+        idle: u64,
+        ctxt: u64,
+        sectors: u64,
+        rx: u64,
+        retrans: u64,
+        drops: u64,
+    ) -> Vec<(String, String)> {
+        vec![
+            ("manifest.json".into(), manifest(t)),
+            ("proc/meminfo".into(), MEMINFO.into()),
+            ("proc/loadavg".into(), "1.50 0.75 0.25 3/120 999\n".into()),
+            ("proc/stat".into(), format!("cpu  {user} 0 0 {idle} 0 0 0 0 0 0\ncpu0 {user} 0 0 {idle} 0 0 0 0 0 0\nctxt {ctxt}\nprocesses 10\n")),
+            ("proc/vmstat".into(), "pswpin 0\npswpout 0\npgmajfault 0\n".into()),
+            ("proc/diskstats".into(), format!(" 254 0 vda 10 0 {sectors} 0 20 0 {sectors} 0 0 0 0\n")),
+            (
+                "proc/net/dev".into(),
+                format!("Inter-|   Receive\n face |bytes\n  eth0: {rx} 1 0 0 0 0 0 0 {rx} 1 0 0 0 0 0 0\n"),
+            ),
+            ("proc/net/snmp".into(), SNMP.replace("RETRANS", &retrans.to_string())),
+            ("proc/net/netstat".into(), NETSTAT.replace("LD", &drops.to_string())),
+            ("proc/sys/fs/file-nr".into(), "512\t0\t1000\n".into()),
+        ]
+    }
+
+    fn facts(entries: &[(String, String)]) -> Facts {
+        let e: Vec<(&str, &str)> = entries.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let b = bundle_with(&e);
+        Facts::read(&Input::new(&b))
+    }
+
+    #[test]
+    fn figures_and_rates_carry_the_numbers_of_the_raw_files() {
+        let b = facts(&side(100, 1000, 3000, 50_000, 2048, 1_000_000, 10, 1));
+        let a = facts(&side(110, 1600, 3400, 70_000, 4096, 6_000_000, 30, 4));
+        let mut skipped = BTreeMap::new();
+        let figs = compare(&b, &a, &mut skipped);
+        let get = |g: &str, n: &str| {
+            figs.iter()
+                .find(|f| f.group == g && f.name == n)
+                .unwrap_or_else(|| panic!("{g} {n}: {figs:?} {skipped:?}"))
+                .before
+        };
+        assert_eq!(get("memory", "used"), Some(400.0 * 1024.0), "MemTotal - MemAvailable");
+        assert_eq!(get("memory", "buff/cache"), Some(280.0 * 1024.0), "Buffers + Cached + SReclaimable");
+        assert_eq!(get("swap", "used"), Some(100.0 * 1024.0));
+        assert_eq!(get("load", "1 min"), Some(1.5));
+        assert_eq!(get("load", "tasks"), Some(120.0));
+        assert_eq!(get("files", "handles allocated"), Some(512.0));
+        assert_eq!(skipped["figures.sockets"], "neither bundle has scan/sockets.jsonl");
+        // A damaged entry is named, not taken for an absent one.
+        let mut broken = side(110, 1600, 3400, 70_000, 4096, 6_000_000, 30, 4);
+        broken[1].1 = "MemTotal: lots\n".into();
+        let mut why = BTreeMap::new();
+        let partial = compare(&b, &facts(&broken), &mut why);
+        assert!(why["figures.memory (AFTER)"].starts_with("proc/meminfo: "), "{why:?}");
+        assert!(partial.iter().any(|f| f.group == "memory" && f.name == "used" && f.after.is_none()));
+
+        let r = rates(&b, &a, &mut skipped).expect("rates");
+        assert_eq!(r.seconds, 10.0);
+        let rate = |g: &str, n: &str| r.rates.iter().find(|x| x.group == g && x.name == n).map(|x| (x.delta, x.value));
+        // 600 user and 400 idle ticks of 1000: 60% and 40%.
+        assert_eq!(rate("cpu", "user"), Some((600, 60.0)));
+        assert_eq!(rate("cpu", "idle"), Some((400, 40.0)));
+        assert_eq!(rate("system", "context switches"), Some((20_000, 2000.0)));
+        // 2048 sectors of 512 bytes in 10 s.
+        assert_eq!(rate("disk vda", "read"), Some((2048 * 512, 2048.0 * 512.0 / 10.0)));
+        assert_eq!(rate("net eth0", "received"), Some((5_000_000, 500_000.0)));
+        assert_eq!(rate("tcp", "retransmitted segments"), Some((20, 2.0)));
+        assert_eq!(rate("tcp", "listen drops"), Some((3, 0.3)));
+        // A counter that did not move has a zero rate (resets sent stayed at 7).
+        assert_eq!(rate("tcp", "resets sent"), Some((0, 0.0)));
+        assert_eq!(rate("memory", "swapped in"), Some((0, 0.0)));
+
+        // AFTER collected before BEFORE: no rates, and the reason.
+        let mut skipped = BTreeMap::new();
+        assert!(rates(&a, &b, &mut skipped).is_none());
+        assert!(skipped["rates"].contains("not collected after"), "{skipped:?}");
+    }
 }
