@@ -3,8 +3,11 @@
 //! analyzers and prints what the classic tool would have printed on the box at capture
 //! time; it streams to its writer, so a view of 200,000 packets never sits in memory.
 
+mod net;
 mod packets;
+mod processes;
 mod procps;
+mod system;
 
 use std::io::{self, Write};
 
@@ -49,7 +52,21 @@ pub struct View {
 
 /// Every view, in the order `snap show BUNDLE` lists them.
 pub fn registry() -> &'static [View] {
-    &[packets::TCPDUMP, packets::CONVERSATIONS, procps::UPTIME, procps::FREE, procps::VMSTAT]
+    &[
+        packets::TCPDUMP,
+        packets::CONVERSATIONS,
+        procps::UPTIME,
+        procps::FREE,
+        procps::VMSTAT,
+        system::DF,
+        system::MOUNT,
+        system::SYSCTL,
+        system::DMESG,
+        processes::PS,
+        processes::LSOF,
+        net::NETSTAT,
+        net::SS,
+    ]
 }
 
 pub fn find(name: &str) -> Option<&'static View> {
