@@ -38,9 +38,11 @@ secs() { awk -F': ' '/Elapsed/ {n = split($2, a, ":"); s = a[n]; m = (n > 1) ? a
 rss() { awk -F': ' '/Maximum resident/ {printf "%.0f", $2/1024}' "$1"; }
 /usr/bin/time -v -o "$work/tshark.time" tshark -r "$big" -q -z expert >/dev/null 2>&1
 best=""
+all=""
 for i in 1 2 3; do
     /usr/bin/time -v -o "$work/snap.$i.time" "$SNAP" analyze --format json "$work/bundle" >"$work/report.json"
     t=$(secs "$work/snap.$i.time")
+    all="$all $t"
     if [ -z "$best" ] || python3 -c "import sys; sys.exit(0 if $t < $best else 1)"; then best=$t; keep=$i; fi
 done
 python3 - "$work/report.json" <<'PY'
@@ -53,6 +55,6 @@ t_tshark=$(secs "$work/tshark.time")
 echo
 echo "capture:      $(stat -c %s "$big") bytes, $packets packets, from $(basename "$SOURCE")"
 echo "tshark:       ${t_tshark} s, peak RSS $(rss "$work/tshark.time") MiB  (tshark -r FILE -q -z expert)"
-echo "snap:         ${best} s (best of 3), peak RSS $(rss "$work/snap.$keep.time") MiB  (snap analyze --format json DIR)"
+echo "snap:         ${best} s (best of 3:$all), peak RSS $(rss "$work/snap.$keep.time") MiB  (snap analyze --format json DIR)"
 echo "              $(python3 -c "print(round($packets / $best / 1e6, 2))") M packets/s"
 echo "ratio:        $(python3 -c "print(round($t_tshark / $best, 1))")x (goal: at least 50x)"

@@ -18,5 +18,5 @@ mod untar;
 pub mod writer;
 
 pub use manifest::{EntryRecord, EntryStatus, Manifest};
-pub use reader::{Bundle, BundleError, EntryReader, Limits};
+pub use reader::{Bundle, BundleError, EntryReader, Limits, MappedEntry};
 pub use writer::{AtomicOutput, BundleWriter};

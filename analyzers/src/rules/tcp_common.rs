@@ -24,6 +24,7 @@ pub fn report(input: &Input) -> Need<Rc<Report>> {
         let report = match input.stream(names::CAPTURE)? {
             EntryReader::Slice(bytes) => tcp::analyze(bytes, &options),
             EntryReader::File(file) => tcp::analyze_stream(file, &options),
+            EntryReader::Mapped(map) => tcp::analyze_mapped(map.bytes(), &options, |done| map.release_before(done)),
         };
         report.map(Rc::new).map_err(|e| Skip::bad(names::CAPTURE, e))
     }))

@@ -168,8 +168,23 @@ impl<'a> Iterator for Packets<'a> {
 /// pcapng file; a file corrupt or cut short further on is analyzed up to the damage,
 /// which [`CaptureSummary::error`] then describes.
 pub fn analyze(bytes: &[u8], options: &Options) -> Result<Report, CaptureError> {
+    analyze_mapped(bytes, options, |_| {})
+}
+
+/// Bytes analyzed between two calls of [`analyze_mapped`]'s `done_before`.
+const RELEASE_EVERY: u64 = 32 << 20;
+
+/// [`analyze`] of a capture mapped from a file: every [`RELEASE_EVERY`] bytes,
+/// `done_before(offset)` says that nothing before `offset` is read again, so the caller
+/// can let the mapped pages go and memory stays bounded by the connections.
+pub fn analyze_mapped(
+    bytes: &[u8],
+    options: &Options,
+    mut done_before: impl FnMut(usize),
+) -> Result<Report, CaptureError> {
     let mut capture = Capture::new(bytes)?;
     let mut run = Run::new(capture.format(), options);
+    let mut next = RELEASE_EVERY;
     while let Some(frame) = capture.next_frame() {
         match frame {
             Ok(f) => run.frame(&f),
@@ -177,6 +192,11 @@ pub fn analyze(bytes: &[u8], options: &Options) -> Result<Report, CaptureError> 
                 run.cap.error = Some(e);
                 break;
             }
+        }
+        if capture.position() >= next {
+            // `run` copies what it keeps of a frame: nothing before here is read again.
+            done_before(capture.position() as usize);
+            next = capture.position() + RELEASE_EVERY;
         }
     }
     Ok(run.finish())
@@ -357,6 +377,29 @@ mod hostile {
         assert_eq!((streamed.capture.packets, &streamed.capture.error), (n, &report.capture.error));
         assert_eq!(streamed.totals, report.totals);
         report.capture.error
+    }
+
+    #[test]
+    fn a_mapped_capture_is_let_go_as_it_is_read_and_reads_as_a_stream_does() {
+        // About 45 MB: 2,000 connections carrying 1,000 bytes up and 20,000 down.
+        let convs: Vec<synth::Conversation> = (0..2000)
+            .map(|i| {
+                let client = format!("10.1.{}.{}:{}", i / 250, i % 250 + 1, 20_000 + i);
+                let mut c = synth::Conversation::new(&client, "10.9.9.9:80", 1_000_000_000 + i64::from(i) * 1_000_000);
+                c.handshake(1_000_000).data(Side::Client, 1000).data(Side::Server, 20_000).fin(Side::Client);
+                c
+            })
+            .collect();
+        let refs: Vec<&synth::Conversation> = convs.iter().collect();
+        let bytes = synth::write_pcap(&synth::merge(&refs), true);
+        assert!(bytes.len() as u64 > RELEASE_EVERY, "{} bytes", bytes.len());
+        let mut released = Vec::new();
+        let mapped = analyze_mapped(&bytes, &Options::default(), |done| released.push(done)).unwrap();
+        assert!(!released.is_empty() && released.windows(2).all(|w| w[0] < w[1]), "{released:?}");
+        assert!(released.iter().all(|&r| r <= bytes.len()));
+        let streamed = analyze_stream(&bytes[..], &Options::default()).unwrap();
+        assert_eq!((mapped.capture.packets, &mapped.totals), (streamed.capture.packets, &streamed.totals));
+        assert_eq!(mapped.totals.connections, 2000);
     }
 
     #[test]
