@@ -20,23 +20,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{collect_window, snap};
-
-/// `snap show BUNDLE ARGS...`: (exit code, stdout, stderr).
-fn show(bundle: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = snap().arg("show").arg(bundle).args(args).output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn show_ok(bundle: &Path, args: &[&str]) -> String {
-    let (code, out, err) = show(bundle, args);
-    assert_eq!(code, Some(0), "snap show {args:?}: {err}");
-    out
-}
+use common::{collect_window, show, show_ok};
 
 /// Runs `script` in a private mount namespace after bind-mounting `proc_dir` over /proc
 /// (and running `prepare` first, if given); its stdout.

@@ -23,7 +23,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::snap;
+use common::{show, show_ok, snap};
 use snap_bundle::kmsg::{self, BootClock, CtimeRule};
 use snap_bundle::Bundle;
 
@@ -34,22 +34,6 @@ const TZ: &str = "IST-5:30";
 fn is_root() -> bool {
     // SAFETY: geteuid has no failure mode.
     unsafe { libc::geteuid() == 0 }
-}
-
-/// `snap show BUNDLE ARGS...`: (exit code, stdout, stderr).
-fn show(bundle: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = snap().arg("show").arg(bundle).args(args).output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn show_ok(bundle: &Path, args: &[&str]) -> String {
-    let (code, out, err) = show(bundle, args);
-    assert_eq!(code, Some(0), "snap show {args:?}: {err}");
-    out
 }
 
 /// The stdout of a real tool, in the C locale and the test's zone. df exits 1 when some

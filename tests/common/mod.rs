@@ -13,6 +13,23 @@ pub fn snap() -> Command {
     Command::new(env!("CARGO_BIN_EXE_snap"))
 }
 
+/// `snap show BUNDLE ARGS...`: (exit code, stdout, stderr).
+pub fn show(bundle: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = snap().arg("show").arg(bundle).args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// [`show`] that must succeed; its stdout.
+pub fn show_ok(bundle: &Path, args: &[&str]) -> String {
+    let (code, out, err) = show(bundle, args);
+    assert_eq!(code, Some(0), "snap show {args:?}: {err}");
+    out
+}
+
 /// `snap collect` with the given window and no capture; the bundle's path.
 pub fn collect_window(dir: &Path, window: &str) -> PathBuf {
     let out = snap().args(["collect", "--window", window, "--no-capture", "--quiet", "-o"]).arg(dir).output().unwrap();
