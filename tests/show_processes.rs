@@ -32,33 +32,16 @@ mod common;
 use std::fs;
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{collect_window, snap};
+use common::{collect_window, show, show_ok};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn lock() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// `snap show BUNDLE ARGS...`: (exit code, stdout, stderr).
-fn show(bundle: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = snap().arg("show").arg(bundle).args(args).output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn show_ok(bundle: &Path, args: &[&str]) -> String {
-    let (code, out, err) = show(bundle, args);
-    assert_eq!(code, Some(0), "snap show {args:?}: {err}");
-    out
 }
 
 /// A real tool's stdout, in the C locale.
@@ -311,4 +294,40 @@ fn missing_or_unreadable_entries_are_named() {
     ] {
         expect(args, needle);
     }
+}
+
+/// `netstat -s` reads /proc/net/snmp and /proc/net/netstat (and /proc/net/sctp/snmp,
+/// absent here): with the bundle's copies bind-mounted over /proc in a private mount
+/// namespace, the real net-tools prints exactly what snap replays, for every protocol
+/// selection.
+#[test]
+fn netstat_statistics_equal_net_tools_on_the_bundles_counters() {
+    let _one = lock();
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = collect_window(dir.path(), "0");
+    let tree = dir.path().join("tree");
+    fs::create_dir(&tree).unwrap();
+    assert!(Command::new("tar").arg("--zstd").arg("-xf").arg(&bundle).arg("-C").arg(&tree).status().unwrap().success());
+    let proc_dir = tree.join("proc");
+    assert!(!proc_dir.join("net/sctp/snmp").exists());
+    for opts in ["-s", "-st", "-su", "-sw", "-s -t -u"] {
+        let theirs = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(format!("set -e; mount --bind '{}' /proc; netstat {opts}", proc_dir.display()))
+            .env("LC_ALL", "C")
+            .output()
+            .unwrap();
+        assert!(theirs.status.success(), "netstat {opts}: {}", String::from_utf8_lossy(&theirs.stderr));
+        let mut args = vec!["netstat"];
+        args.extend(opts.split(' '));
+        let ours = show_ok(&bundle, &args);
+        assert_eq!(ours, String::from_utf8(theirs.stdout).unwrap(), "netstat {opts}");
+        assert!(ours.contains("Tcp:\n") || !opts.contains('t') && opts != "-s", "{ours}");
+    }
+    // Named when missing; -s with -x is not a statistics selection.
+    let (code, out, err) = show(dir.path(), &["netstat", "-s"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("proc/net/snmp") && out.is_empty(), "{err}");
+    let (code, _, _) = show(&bundle, &["netstat", "-sx"]);
+    assert_eq!(code, Some(2));
 }

@@ -8,6 +8,7 @@ mod packets;
 mod processes;
 mod procps;
 mod system;
+mod top;
 
 use std::io::{self, Write};
 
@@ -66,6 +67,7 @@ pub fn registry() -> &'static [View] {
         processes::LSOF,
         net::NETSTAT,
         net::SS,
+        top::TOP,
     ]
 }
 

@@ -26,7 +26,7 @@ use super::{letter_options, View, ViewError};
 
 pub const NETSTAT: View = View {
     name: "netstat",
-    replays: "netstat -napo: TCP, UDP, raw and unix sockets with owners and timers; -t/-u/-w/-x, -l, -a, -p, -o",
+    replays: "netstat -napo: TCP, UDP, raw and unix sockets with owners and timers; -t/-u/-w/-x, -l, -a, -p, -o; -s (statistics)",
     needs: &["proc/net/tcp", "proc/net/udp", "proc/net/unix", names::SOCKETS],
     render: netstat,
 };
@@ -380,8 +380,10 @@ fn timer_text(s: &InetSocket, hz: f64, tcp: bool) -> String {
 fn netstat(bundle: &snap_bundle::Bundle, args: &[String], out: &mut dyn Write) -> Result<(), ViewError> {
     let mut o = NetstatOptions { all: false, listening: false, programs: false, timers: false };
     let (mut tcp, mut udp, mut raw, mut unix) = (false, false, false, false);
-    for (flag, _) in letter_options("netstat", args, "naplotuwxe", "")? {
+    let mut statistics = false;
+    for (flag, _) in letter_options("netstat", args, "naplotuwxes", "")? {
         match flag {
+            's' => statistics = true,
             'a' => o.all = true,
             'l' => o.listening = true,
             'p' => o.programs = true,
@@ -392,6 +394,15 @@ fn netstat(bundle: &snap_bundle::Bundle, args: &[String], out: &mut dyn Write) -
             'x' => unix = true,
             _ => {} // -n: never resolved anyway
         }
+    }
+    if statistics {
+        if unix {
+            return Err(ViewError::Usage("netstat: -s replays the IP, ICMP, TCP and UDP counters (-t, -u, -w)".into()));
+        }
+        if !(tcp || udp || raw) {
+            (tcp, udp, raw) = (true, true, true);
+        }
+        return statistics::render(&Input::new(bundle), Protocols { raw, tcp, udp }, out);
     }
     if !(tcp || udp || raw || unix) {
         (tcp, udp, raw, unix) = (true, true, true, true);
@@ -669,6 +680,27 @@ fn ss(bundle: &snap_bundle::Bundle, args: &[String], out: &mut dyn Write) -> Res
     }
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------
+// netstat -s
+
+/// Which of netstat's protocol tables `-s` prints (`-w`, `-t`, `-u`; all when none).
+#[derive(Clone, Copy)]
+struct Protocols {
+    raw: bool,
+    tcp: bool,
+    udp: bool,
+}
+
+/// `netstat -s` as net-tools 2.10 (statistics.c) prints it: proc/net/snmp, then
+/// proc/net/netstat (and proc/net/sctp/snmp when present), each `Name: keys` line paired
+/// with its `Name: values` line. Counters are worded from net-tools' tables, which are
+/// searched with bsearch although they are not all in strcmp order: a counter the
+/// search misses (TCPDSACKOfoRecv, ...) falls back, as in net-tools, to `Name: value`
+/// printed only when non-zero. Tables net-tools does not know (IcmpMsg, IpExt, ...)
+/// print that way too. The state machine (indentation, ICMP histogram titles) is
+/// net-tools'.
+mod statistics;
 
 #[cfg(test)]
 mod tests {

@@ -84,7 +84,7 @@ fn text(input: &Input, entry: &str) -> Result<String, ViewError> {
 
 /// The first `n` numbers of an entry's first line (/proc/uptime, /proc/loadavg), as
 /// procps scans them with `%lf`.
-fn leading_numbers(input: &Input, entry: &str, n: usize) -> Result<Vec<f64>, ViewError> {
+pub(super) fn leading_numbers(input: &Input, entry: &str, n: usize) -> Result<Vec<f64>, ViewError> {
     let t = text(input, entry)?;
     let v: Vec<f64> = t.split_ascii_whitespace().take(n).map_while(|w| w.parse().ok()).collect();
     if v.len() < n || v.iter().any(|x| !x.is_finite()) {
@@ -126,7 +126,7 @@ fn uptime(bundle: &snap_bundle::Bundle, args: &[String], out: &mut dyn Write) ->
 
 /// CLOCK_REALTIME of the capture in nanoseconds and the box's UTC offset: the manifest's
 /// clocks, else `btime` of proc/stat plus the uptime, in UTC.
-fn capture_time(input: &Input, up: f64) -> Result<(u64, i64), ViewError> {
+pub(super) fn capture_time(input: &Input, up: f64) -> Result<(u64, i64), ViewError> {
     if let Some(m) = input.manifest().filter(|m| m.clocks.realtime_ns > 0) {
         return Ok((m.clocks.realtime_ns, m.host.utc_offset_seconds));
     }
@@ -143,7 +143,7 @@ fn capture_time(input: &Input, up: f64) -> Result<(u64, i64), ViewError> {
 
 /// procps 4.0.2's `procps_uptime_sprint`, at `now` (seconds since the epoch, shifted by
 /// `offset`); `users` None is printed ` ? users`.
-fn uptime_line(now: i64, offset: i64, up: f64, users: Option<u32>, load: [f64; 3]) -> String {
+pub(super) fn uptime_line(now: i64, offset: i64, up: f64, users: Option<u32>, load: [f64; 3]) -> String {
     let t = time::tm(now, offset);
     let mut s = format!(" {:02}:{:02}:{:02} up ", t.hour, t.minute, t.second);
     let secs = up as i32;
@@ -201,7 +201,7 @@ fn pretty_uptime(up: f64) -> String {
 }
 
 /// Users as procps counts them: utmp records of type USER_PROCESS with a user name.
-fn users(input: &Input) -> Option<u32> {
+pub(super) fn users(input: &Input) -> Option<u32> {
     let big = input.manifest().is_some_and(|m| m.host.endianness == "big");
     for entry in UTMP {
         if let Ok(bytes) = input.raw(entry) {
@@ -230,31 +230,31 @@ fn count_utmp(bytes: &[u8], big_endian: bool) -> u32 {
 
 /// /proc/meminfo as procps 4.0.2 derives it (library/meminfo.c), in KiB.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-struct Mem {
-    total: u64,
-    free: u64,
-    available: u64,
-    used: u64,
-    shared: u64,
-    buffers: u64,
+pub(super) struct Mem {
+    pub(super) total: u64,
+    pub(super) free: u64,
+    pub(super) available: u64,
+    pub(super) used: u64,
+    pub(super) shared: u64,
+    pub(super) buffers: u64,
     /// Cached + SReclaimable.
-    cached_all: u64,
-    active: u64,
-    inactive: u64,
-    swap_total: u64,
-    swap_free: u64,
-    swap_used: u64,
-    low_total: u64,
-    low_free: u64,
-    low_used: u64,
-    high_total: u64,
-    high_free: u64,
-    high_used: u64,
-    commit_limit: u64,
-    committed_as: u64,
+    pub(super) cached_all: u64,
+    pub(super) active: u64,
+    pub(super) inactive: u64,
+    pub(super) swap_total: u64,
+    pub(super) swap_free: u64,
+    pub(super) swap_used: u64,
+    pub(super) low_total: u64,
+    pub(super) low_free: u64,
+    pub(super) low_used: u64,
+    pub(super) high_total: u64,
+    pub(super) high_free: u64,
+    pub(super) high_used: u64,
+    pub(super) commit_limit: u64,
+    pub(super) committed_as: u64,
 }
 
-fn mem(input: &Input, entry: &str) -> Result<Mem, ViewError> {
+pub(super) fn mem(input: &Input, entry: &str) -> Result<Mem, ViewError> {
     let m = input.meminfo(entry).map_err(skip)?;
     let kb = |v: u64| v / 1024;
     let opt = |v: Option<u64>| v.map_or(0, kb);
