@@ -40,8 +40,10 @@ pub struct Growth {
 }
 
 impl Growth {
+    /// After minus before, saturated (a hostile bundle's figures can be anything).
     pub fn delta(&self) -> i64 {
-        self.after as i64 - self.before as i64
+        let d = i128::from(self.after) - i128::from(self.before);
+        i64::try_from(d).unwrap_or(if d > 0 { i64::MAX } else { i64::MIN })
     }
 }
 
