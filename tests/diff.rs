@@ -15,6 +15,14 @@ use common::netns::is_root;
 use common::{collect_window, snap};
 use serde_json::Value;
 
+/// The tests of this file one at a time: the leak test counts this process's open
+/// files, and another test's pipes to its child would come and go in between.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn diff(before: &Path, after: &Path, extra: &[&str]) -> (Option<i32>, String) {
     let out = snap().arg("diff").arg(before).arg(after).args(extra).output().unwrap();
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "{}", String::from_utf8_lossy(&out.stderr));
@@ -77,6 +85,7 @@ impl Drop for Tmpfs {
 
 #[test]
 fn a_leak_a_filled_file_and_the_new_finding_are_reported_with_their_numbers() {
+    let _serial = serial();
     if !is_root() {
         eprintln!("skipped: mounting a tmpfs needs root (CI runs as root)");
         return;
@@ -113,7 +122,7 @@ fn a_leak_a_filled_file_and_the_new_finding_are_reported_with_their_numbers() {
     assert_eq!(avail["before"].as_f64().unwrap() - avail["after"].as_f64().unwrap(), (64 << 20) as f64, "{avail}");
 
     // The leak: 50 more CLOSE_WAIT sockets held by this process, and at least 100 more
-    // descriptors (50 sockets and 50 files; other tests of this binary may hold more).
+    // descriptors (50 sockets and 50 files).
     let cw = growth(&d["processes"]["close_wait"], "close_wait", me).expect("CLOSE_WAIT growth of the leaker");
     assert_eq!((cw["before"].as_u64(), cw["after"].as_u64()), (Some(5), Some(55)), "{cw}");
     let fds = growth(&d["processes"]["growers"], "open files", me).expect("the leaker among the open-file growers");
@@ -153,6 +162,7 @@ fn a_leak_a_filled_file_and_the_new_finding_are_reported_with_their_numbers() {
 
 #[test]
 fn a_setting_and_a_configuration_file_changed_under_a_test_root() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     std::fs::create_dir_all(root.join("proc/sys/net/ipv4")).unwrap();
@@ -210,6 +220,7 @@ fn a_setting_and_a_configuration_file_changed_under_a_test_root() {
 
 #[test]
 fn a_bundle_against_itself_is_no_change() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let b = collect_window(dir.path(), "1");
     let (code, text) = diff(&b, &b, &["--exit-code"]);
@@ -235,6 +246,7 @@ fn a_bundle_against_itself_is_no_change() {
 
 #[test]
 fn bundles_of_different_hosts_are_reported_as_such() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let b = collect_window(dir.path(), "0");
     // The same bundle as a directory whose manifest names another host and boot.
@@ -261,6 +273,7 @@ fn bundles_of_different_hosts_are_reported_as_such() {
 
 #[test]
 fn an_unusable_bundle_is_refused_naming_it() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.tar.zst");
     std::fs::write(&junk, b"not a bundle").unwrap();
