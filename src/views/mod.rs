@@ -3,6 +3,7 @@
 //! analyzers and prints what the classic tool would have printed on the box at capture
 //! time; it streams to its writer, so a view of 200,000 packets never sits in memory.
 
+mod iostat;
 mod net;
 mod packets;
 mod processes;
@@ -68,6 +69,7 @@ pub fn registry() -> &'static [View] {
         net::NETSTAT,
         net::SS,
         top::TOP,
+        iostat::IOSTAT,
     ]
 }
 
