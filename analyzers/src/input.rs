@@ -91,7 +91,13 @@ impl<'a> Input<'a> {
         v
     }
 
+    /// The manifest without its per-entry records (see [`Bundle::manifest_head`]).
     pub fn manifest(&self) -> Option<&Manifest> {
+        self.bundle.manifest_head()
+    }
+
+    /// The whole manifest, with the record of every attempted entry (read on first use).
+    pub fn manifest_with_entries(&self) -> Option<&Manifest> {
         self.bundle.manifest()
     }
 

@@ -79,7 +79,10 @@ enum Source {
 pub struct Bundle {
     path: PathBuf,
     source: Source,
+    /// The manifest without its per-entry records (see [`Bundle::manifest_head`]).
     manifest: Option<Manifest>,
+    /// The whole manifest, read when first asked for (see [`Bundle::manifest`]).
+    full_manifest: std::sync::OnceLock<Option<Manifest>>,
     limits: Limits,
 }
 
@@ -122,10 +125,18 @@ impl Bundle {
             Source::Archive(a) => a.manifest.take(),
             Source::Dir(_) => None,
         };
-        let mut bundle = Bundle { path: path.to_path_buf(), source, manifest: None, limits };
+        let mut bundle = Bundle {
+            path: path.to_path_buf(),
+            source,
+            manifest: None,
+            full_manifest: std::sync::OnceLock::new(),
+            limits,
+        };
         let parsed = match parsed {
             Some(parsed) => Some(parsed),
-            None => bundle.get(names::MANIFEST)?.map(|bytes| Manifest::from_json(&bytes).map_err(|e| e.to_string())),
+            None => bundle
+                .get(names::MANIFEST)?
+                .map(|bytes| Manifest::from_json_without_entries(&bytes).map_err(|e| e.to_string())),
         };
         if let Some(parsed) = parsed {
             bundle.manifest = Some(parsed.map_err(|detail| BundleError::BadContent {
@@ -149,8 +160,23 @@ impl Bundle {
         &self.path
     }
 
-    /// The manifest, absent for hand-made or third-party trees.
+    /// The whole manifest, per-entry records included; absent for hand-made or
+    /// third-party trees. The records are read on the first call (they are most of a
+    /// busy host's manifest, and analysis does not need them); records that do not
+    /// parse leave the list empty.
     pub fn manifest(&self) -> Option<&Manifest> {
+        self.full_manifest
+            .get_or_init(|| {
+                let head = self.manifest.as_ref()?;
+                let full = self.get(names::MANIFEST).ok().flatten().and_then(|b| Manifest::from_json(&b).ok());
+                Some(full.unwrap_or_else(|| head.clone()))
+            })
+            .as_ref()
+    }
+
+    /// The manifest without its per-entry records (`entries` is empty): the host facts,
+    /// clocks, options, samples, capture and collectors records, and cost.
+    pub fn manifest_head(&self) -> Option<&Manifest> {
         self.manifest.as_ref()
     }
 
@@ -616,7 +642,7 @@ fn parse_tar<'scope>(
         }
         if name == names::MANIFEST && manifest.is_none() {
             let bytes = data[start..].to_vec();
-            let parse = move || Manifest::from_json(&bytes).map_err(|e| e.to_string());
+            let parse = move || Manifest::from_json_without_entries(&bytes).map_err(|e| e.to_string());
             manifest = std::thread::Builder::new().name("snap-manifest".into()).spawn_scoped(scope, parse).ok();
         }
         if map.insert(name.clone(), start..data.len()).is_some() {
@@ -711,6 +737,28 @@ mod tests {
         for cut in (0..compressed.len()).step_by(compressed.len() / 97) {
             assert!(Bundle::from_bytes(Path::new("mem"), &compressed[..cut]).is_err(), "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn the_manifest_records_are_read_only_when_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Manifest { format_version: 1, ..Default::default() };
+        m.host.hostname = "h".into();
+        m.entries.push(crate::manifest::EntryRecord { path: "proc/x".into(), ..Default::default() });
+        std::fs::write(dir.path().join("manifest.json"), m.to_json()).unwrap();
+        let b = Bundle::open(dir.path()).unwrap();
+        let head = b.manifest_head().unwrap();
+        assert_eq!((head.host.hostname.as_str(), head.entries.len()), ("h", 0));
+        assert_eq!(b.manifest(), Some(&m));
+        // Records that do not parse leave the list empty; the rest still opens.
+        let mut bad: serde_json::Value = serde_json::from_slice(&m.to_json()).unwrap();
+        bad["entries"] = serde_json::json!([{"path": 7}]);
+        std::fs::write(dir.path().join("manifest.json"), bad.to_string()).unwrap();
+        let b = Bundle::open(dir.path()).unwrap();
+        assert_eq!(b.manifest().map(|m| (m.host.hostname.as_str(), m.entries.len())), Some(("h", 0)));
+        // Broken JSON inside the records is still refused at open.
+        std::fs::write(dir.path().join("manifest.json"), r#"{"format_version":1,"entries":[{"path":}]}"#).unwrap();
+        assert!(matches!(Bundle::open(dir.path()), Err(BundleError::BadContent { .. })));
     }
 
     #[test]

@@ -208,7 +208,7 @@ pub(super) fn users(input: &Input) -> Option<u32> {
             return Some(count_utmp(&bytes, big));
         }
     }
-    let m = input.manifest()?;
+    let m = input.manifest_with_entries()?;
     UTMP.iter().any(|e| m.entry(e).is_some_and(|r| r.status == EntryStatus::Missing)).then_some(0)
 }
 

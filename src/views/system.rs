@@ -565,7 +565,7 @@ fn sysctl_options(args: &[String]) -> Result<SysctlOptions, ViewError> {
 fn keys_under(input: &Input, dir: &str, names_only: bool) -> Vec<String> {
     let mut keys: Vec<String> = input.entries_under(dir).to_vec();
     if names_only {
-        if let Some(m) = input.manifest() {
+        if let Some(m) = input.manifest_with_entries() {
             keys.extend(m.entries.iter().filter(|e| e.path.starts_with(dir)).map(|e| e.path.clone()));
         }
     }
