@@ -31,10 +31,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
-use snap_analyzers::{Input, Skip};
+use snap_analyzers::Input;
 use snap_bundle::time;
 
-use super::{letter_options, View, ViewError};
+use super::{bad, letter_options, text, View, ViewError};
 
 pub const IOSTAT: View = View {
     name: "iostat",
@@ -48,21 +48,6 @@ const UPTIME: &str = "proc/uptime";
 const DISKSTATS: &str = "proc/diskstats";
 const SYS_BLOCK: &str = "sys/block/";
 const SYS_CPU: &str = "sys/devices/system/cpu/";
-
-fn skip(s: Skip) -> ViewError {
-    match s {
-        Skip::Missing(entries) => ViewError::Input(format!("the bundle has no {}", entries.join(", "))),
-        Skip::Bad { entry, detail } => ViewError::Input(format!("{entry}: {detail}")),
-    }
-}
-
-fn bad(entry: &str, detail: impl std::fmt::Display) -> ViewError {
-    ViewError::Input(format!("{entry}: {detail}"))
-}
-
-fn text(input: &Input, entry: &str) -> Result<String, ViewError> {
-    input.text(entry).map(|t| t.into_owned()).map_err(skip)
-}
 
 /// One device's counters, with iostat's C types: `unsigned long` for I/Os, merges and
 /// sectors, `unsigned int` for the tick counters.

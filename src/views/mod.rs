@@ -13,6 +13,7 @@ mod top;
 
 use std::io::{self, Write};
 
+use snap_analyzers::{Input, Skip};
 use snap_bundle::Bundle;
 
 /// Why a view printed nothing (more).
@@ -38,6 +39,24 @@ impl From<io::Error> for ViewError {
     fn from(e: io::Error) -> ViewError {
         ViewError::Io(e)
     }
+}
+
+/// What the bundle lacks or holds unreadable, as the view's error.
+fn skip(s: Skip) -> ViewError {
+    match s {
+        Skip::Missing(entries) => ViewError::Input(format!("the bundle has no {}", entries.join(", "))),
+        Skip::Bad { entry, detail } => ViewError::Input(format!("{entry}: {detail}")),
+    }
+}
+
+/// An entry that is there but not what the view can read.
+fn bad(entry: &str, detail: impl std::fmt::Display) -> ViewError {
+    ViewError::Input(format!("{entry}: {detail}"))
+}
+
+/// An entry's text, or the error naming it.
+fn text(input: &Input, entry: &str) -> Result<String, ViewError> {
+    input.text(entry).map(|t| t.into_owned()).map_err(skip)
 }
 
 pub type Render = fn(&Bundle, &[String], &mut dyn Write) -> Result<(), ViewError>;

@@ -21,7 +21,7 @@ use snap_analyzers::Input;
 use snap_bundle::names;
 use snap_bundle::scan::SocketOwner;
 
-use super::processes::{bad, skip, text};
+use super::{bad, skip, text};
 use super::{letter_options, View, ViewError};
 
 pub const NETSTAT: View = View {

@@ -23,12 +23,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 
-use snap_analyzers::{Input, Skip};
+use snap_analyzers::Input;
 use snap_bundle::scan::OpenFile;
 use snap_bundle::{names, time};
 
 use super::net::{self, InetSocket, UnixSocket};
-use super::{letter_options, View, ViewError};
+use super::{bad, letter_options, skip, text, View, ViewError};
 
 pub const PS: View = View {
     name: "ps",
@@ -43,21 +43,6 @@ pub const LSOF: View = View {
     needs: &[names::OPEN_FILES],
     render: lsof,
 };
-
-pub(super) fn skip(s: Skip) -> ViewError {
-    match s {
-        Skip::Missing(entries) => ViewError::Input(format!("the bundle has no {}", entries.join(", "))),
-        Skip::Bad { entry, detail } => ViewError::Input(format!("{entry}: {detail}")),
-    }
-}
-
-pub(super) fn bad(entry: &str, detail: impl std::fmt::Display) -> ViewError {
-    ViewError::Input(format!("{entry}: {detail}"))
-}
-
-pub(super) fn text(input: &Input, entry: &str) -> Result<String, ViewError> {
-    input.text(entry).map(|t| t.into_owned()).map_err(skip)
-}
 
 /// uid -> name from the bundle's etc/passwd (empty when it has none).
 pub(super) fn passwd(input: &Input) -> HashMap<u32, String> {
@@ -76,24 +61,25 @@ pub(super) fn passwd(input: &Input) -> HashMap<u32, String> {
 // ---------------------------------------------------------------------------------------
 // ps
 
-/// The fields of a /proc/<pid>/stat (or task stat) line ps reads.
+/// The fields of a /proc/<pid>/stat (or task stat) line ps and top read.
 #[derive(Debug, Clone, Default, PartialEq)]
-struct Stat {
-    comm: String,
-    state: char,
-    ppid: i64,
-    pgrp: i64,
-    session: i64,
-    tty: i64,
-    tpgid: i64,
-    utime: u64,
-    stime: u64,
-    nice: i64,
-    threads: i64,
-    start: u64,
+pub(super) struct Stat {
+    pub(super) comm: String,
+    pub(super) state: char,
+    pub(super) ppid: i64,
+    pub(super) pgrp: i64,
+    pub(super) session: i64,
+    pub(super) tty: i64,
+    pub(super) tpgid: i64,
+    pub(super) utime: u64,
+    pub(super) stime: u64,
+    pub(super) priority: i64,
+    pub(super) nice: i64,
+    pub(super) threads: i64,
+    pub(super) start: u64,
 }
 
-fn parse_stat(entry: &str, line: &str) -> Result<Stat, ViewError> {
+pub(super) fn parse_stat(entry: &str, line: &str) -> Result<Stat, ViewError> {
     let line = line.trim_end();
     let (Some(open), Some(close)) = (line.find('('), line.rfind(')')) else {
         return Err(bad(entry, "no `(command)` in the stat line"));
@@ -121,6 +107,7 @@ fn parse_stat(entry: &str, line: &str) -> Result<Stat, ViewError> {
         tpgid: int(5)?,
         utime: uint(11)?,
         stime: uint(12)?,
+        priority: int(15)?,
         nice: int(16)?,
         threads: int(17)?,
         start: uint(19)?,

@@ -31,11 +31,11 @@
 
 use std::io::Write;
 
-use snap_analyzers::{Input, Skip};
+use snap_analyzers::Input;
 use snap_bundle::manifest::EntryStatus;
 use snap_bundle::time;
 
-use super::{letter_options, View, ViewError};
+use super::{bad, letter_options, skip, text, View, ViewError};
 
 pub const UPTIME: View = View {
     name: "uptime",
@@ -66,21 +66,6 @@ const LOADAVG: &str = "proc/loadavg";
 /// Where a raw copy of utmp would be (glibc's _PATH_UTMP is /var/run/utmp, a link to
 /// /run/utmp on current distributions).
 const UTMP: [&str; 2] = ["run/utmp", "var/run/utmp"];
-
-fn skip(s: Skip) -> ViewError {
-    match s {
-        Skip::Missing(entries) => ViewError::Input(format!("the bundle has no {}", entries.join(", "))),
-        Skip::Bad { entry, detail } => ViewError::Input(format!("{entry}: {detail}")),
-    }
-}
-
-fn bad(entry: &str, detail: impl std::fmt::Display) -> ViewError {
-    ViewError::Input(format!("{entry}: {detail}"))
-}
-
-fn text(input: &Input, entry: &str) -> Result<String, ViewError> {
-    input.text(entry).map(|t| t.into_owned()).map_err(skip)
-}
 
 /// The first `n` numbers of an entry's first line (/proc/uptime, /proc/loadavg), as
 /// procps scans them with `%lf`.

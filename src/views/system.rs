@@ -33,14 +33,14 @@
 
 use std::io::Write;
 
-use snap_analyzers::{Input, Skip};
+use snap_analyzers::Input;
 use snap_bundle::kmsg::{self, BootClock, CtimeRule};
 use snap_bundle::manifest::EntryStatus;
 use snap_bundle::names;
 use snap_bundle::scan::Filesystem;
 use snap_collectors::collectors::filesystems::{is_dummy, is_remote, parse_mountinfo, unescape};
 
-use super::{letter_options, View, ViewError};
+use super::{letter_options, skip, View, ViewError};
 
 pub const DF: View = View {
     name: "df",
@@ -73,13 +73,6 @@ pub const DMESG: View = View {
 const MOUNTINFO: &str = "proc/self/mountinfo";
 const MOUNTS: &str = "proc/mounts";
 const PROC_SYS: &str = "proc/sys/";
-
-fn skip(s: Skip) -> ViewError {
-    match s {
-        Skip::Missing(entries) => ViewError::Input(format!("the bundle has no {}", entries.join(", "))),
-        Skip::Bad { entry, detail } => ViewError::Input(format!("{entry}: {detail}")),
-    }
-}
 
 fn usage(msg: impl Into<String>) -> ViewError {
     ViewError::Usage(msg.into())

@@ -30,8 +30,9 @@ use std::io::Write;
 use snap_analyzers::samples::{Ticks, Window};
 use snap_analyzers::Input;
 
-use super::processes::{bad, passwd, skip, text};
+use super::processes::{parse_stat, passwd};
 use super::procps::{capture_time, leading_numbers, mem, uptime_line, users, Mem};
+use super::{bad, skip, text};
 use super::{letter_options, View, ViewError};
 
 pub const TOP: View = View {
@@ -57,43 +58,6 @@ struct Proc {
     shr: u64,
     comm: String,
     delta: u64,
-}
-
-/// The stat fields top reads: state, utime + stime, priority, nice, threads, start.
-struct StatLine {
-    comm: String,
-    state: char,
-    ticks: u64,
-    priority: i64,
-    nice: i64,
-    threads: i64,
-    start: u64,
-}
-
-fn parse_stat(entry: &str, line: &str) -> Result<StatLine, ViewError> {
-    let line = line.trim_end();
-    let (Some(open), Some(close)) = (line.find('('), line.rfind(')')) else {
-        return Err(bad(entry, "no `(command)` in the stat line"));
-    };
-    if close < open {
-        return Err(bad(entry, "no `(command)` in the stat line"));
-    }
-    let f: Vec<&str> = line[close + 1..].split_whitespace().collect();
-    if f.len() < 20 {
-        return Err(bad(entry, format!("{} fields after the command, expected at least 20", f.len())));
-    }
-    let num = |i: usize| -> Result<i64, ViewError> {
-        f[i].parse().map_err(|_| bad(entry, format!("field {} is {:?}, not a number", i + 3, f[i])))
-    };
-    Ok(StatLine {
-        comm: line[open + 1..close].to_string(),
-        state: f[0].chars().next().unwrap_or('?'),
-        ticks: (num(11)? as u64).wrapping_add(num(12)? as u64),
-        priority: num(15)?,
-        nice: num(16)?,
-        threads: num(17)?,
-        start: num(19)? as u64,
-    })
 }
 
 struct TopOptions {
@@ -304,7 +268,7 @@ fn top(bundle: &snap_bundle::Bundle, args: &[String], out: &mut dyn Write) -> Re
             .filter_map(|pid| {
                 let e = format!("{prefix}{pid}/stat");
                 let s = parse_stat(&e, &input.text(&e).ok()?).ok()?;
-                Some((pid, (s.start, s.ticks)))
+                Some((pid, (s.start, s.utime.wrapping_add(s.stime))))
             })
             .collect()
     };
@@ -337,7 +301,7 @@ fn top(bundle: &snap_bundle::Bundle, args: &[String], out: &mut dyn Write) -> Re
             priority: s.priority,
             nice: s.nice,
             threads: s.threads,
-            ticks: s.ticks,
+            ticks: s.utime.wrapping_add(s.stime),
             virt: statm[0] * page_kib,
             res: statm[1] * page_kib,
             shr: statm[2] * page_kib,
