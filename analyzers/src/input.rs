@@ -236,6 +236,19 @@ impl<'a> Input<'a> {
         &all[start..start + len]
     }
 
+    /// Indexes of the samples holding `file` (`proc/stat`, `proc/net/snmp`), ascending.
+    pub fn samples_with(&self, file: &str) -> Vec<usize> {
+        let suffix = format!("/{file}");
+        let mut indexes: Vec<usize> = self
+            .entries_under("samples/")
+            .iter()
+            .filter_map(|e| e.strip_prefix("samples/")?.strip_suffix(&suffix)?.parse().ok())
+            .collect();
+        indexes.sort_unstable();
+        indexes.dedup();
+        indexes
+    }
+
     /// Pids with a `proc/<pid>/stat` entry, ascending.
     pub fn pids(&self) -> Vec<u32> {
         let mut pids: Vec<u32> = self

@@ -215,13 +215,7 @@ impl Window {
             .manifest()
             .map(|m| m.samples.iter().map(|s| (s.index, s.clocks.monotonic_ns)).filter(|(_, ns)| *ns > 0).collect())
             .unwrap_or_default();
-        let mut indexes: Vec<usize> = input
-            .entries_under("samples/")
-            .iter()
-            .filter_map(|e| e.strip_prefix("samples/")?.strip_suffix("/proc/stat")?.parse().ok())
-            .collect();
-        indexes.sort_unstable();
-        indexes.dedup();
+        let indexes = input.samples_with("proc/stat");
         let mut samples = Vec::new();
         for index in indexes {
             let entry = format!("samples/{index}/proc/stat");

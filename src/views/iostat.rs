@@ -506,12 +506,7 @@ fn header(input: &Input, stat: &str, up_cs: u64) -> Result<String, ViewError> {
 /// The window's first and last readings, and the interval between them in hundredths
 /// of a second.
 fn window(input: &Input) -> Result<(Reading, Reading), ViewError> {
-    let mut indexes: Vec<usize> = input
-        .entries_under("samples/")
-        .iter()
-        .filter_map(|e| e.strip_prefix("samples/")?.strip_suffix("/proc/diskstats")?.parse().ok())
-        .collect();
-    indexes.sort_unstable();
+    let indexes = input.samples_with("proc/diskstats");
     let (Some(&first), Some(&last)) = (indexes.first(), indexes.last()) else {
         return Err(ViewError::Input("the bundle has no samples/<n>/proc/diskstats: no sampling window".into()));
     };

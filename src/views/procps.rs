@@ -701,13 +701,7 @@ fn vmstat(bundle: &snap_bundle::Bundle, args: &[String], out: &mut dyn Write) ->
 
     // Every reading first, so that a bad entry is reported before anything is printed.
     let first = reading(&input, "", manifest.map(|m| m.clocks.realtime_ns))?;
-    let mut indexes: Vec<usize> = input
-        .entries_under("samples/")
-        .iter()
-        .filter_map(|e| e.strip_prefix("samples/")?.strip_suffix("/proc/stat")?.parse().ok())
-        .collect();
-    indexes.sort_unstable();
-    indexes.dedup();
+    let indexes = input.samples_with("proc/stat");
     let mut samples = Vec::with_capacity(indexes.len());
     for &i in &indexes {
         let record = manifest.and_then(|m| m.samples.iter().find(|s| s.index == i));

@@ -121,14 +121,7 @@ impl Window {
 /// and last samples. `Ok(None)` with fewer than two samples holding it; an unparseable
 /// sample is [`Skip::Bad`].
 pub fn window(input: &Input, file: &str) -> Need<Option<Window>> {
-    let suffix = format!("/{file}");
-    let mut indexes: Vec<usize> = input
-        .entries_under("samples/")
-        .iter()
-        .filter_map(|e| e.strip_prefix("samples/")?.strip_suffix(&suffix)?.parse().ok())
-        .collect();
-    indexes.sort_unstable();
-    indexes.dedup();
+    let indexes = input.samples_with(file);
     let (Some(&a), Some(&b)) = (indexes.first(), indexes.last()) else { return Ok(None) };
     if a == b {
         return Ok(None);
