@@ -16,33 +16,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=benches/lib/load.sh
 source benches/lib/load.sh
+# shellcheck source=benches/lib/bench.sh
+source benches/lib/bench.sh
 
 RUNS=${RUNS:-10}
 WARMUP=${WARMUP:-2}
 EXTRA_PROCS=${EXTRA_PROCS:-2000}
 EXTRA_CONNS=${EXTRA_CONNS:-10000}   # each connection is two sockets
 
-need() { command -v "$1" >/dev/null 2>&1; }
-if ! need hyperfine || ! [ -x /usr/bin/time ]; then
-    apt-get install -y -qq hyperfine time >/dev/null 2>&1 ||
-        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine time >/dev/null; }
-fi
-cargo build --release -q --bin snap
-SNAP=${CARGO_TARGET_DIR:-$PWD/target}/release/snap
-work=$(mktemp -d /var/tmp/snap-diff-bench.XXXXXX)
-pids=()
-teardown() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    pids=()
-}
-cleanup() {
-    teardown
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-echo "machine: $(nproc) CPUs, $(free -g | awk '/Mem:/ {print $2}') GiB, kernel $(uname -r)" >&2
+bench_setup diff
 if [ -n "${BEFORE:-}" ] && [ -n "${AFTER:-}" ]; then
     before=$BEFORE after=$AFTER
 else
@@ -58,14 +40,8 @@ procs() { tar --zstd -tf "$1" | grep -cE '^(\./)?proc/[0-9]+/stat$' || true; }
 hyperfine --warmup "$WARMUP" --runs "$RUNS" --export-json "$work/hf.json" \
     "$SNAP diff --format json $before $after" \
     "$SNAP analyze --format json $after" --output=null >&2
-stats() {
-    python3 -c '
-import json, sys
-r = json.load(open(sys.argv[1]))["results"][int(sys.argv[2])]
-print(*(round(r[k] * 1000, 1) for k in ("mean", "stddev", "min", "max")))' "$work/hf.json" "$1"
-}
-read -r mean sd min max < <(stats 0)
-read -r amean asd _ _ < <(stats 1)
+read -r mean sd min max < <(hf_stats 0)
+read -r amean asd _ _ < <(hf_stats 1)
 /usr/bin/time -v -o "$work/time.txt" "$SNAP" diff --format json "$before" "$after" >/dev/null
 rss=$(awk -F': ' '/Maximum resident/ {printf "%.1f", $2/1024}' "$work/time.txt")
 
