@@ -9,24 +9,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::rng::Rng;
 use common::{collect_window, snap};
-
-/// xorshift64*: small and deterministic.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 const NASTY: &[&str] = &["0", "-1", "18446744073709551616", "4294967296", "-9223372036854775808", "NaN", "1e999", ""];
 

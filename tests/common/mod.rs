@@ -8,6 +8,7 @@ use std::process::Command;
 use serde_json::Value;
 
 pub mod netns;
+pub mod rng;
 
 pub fn snap() -> Command {
     Command::new(env!("CARGO_BIN_EXE_snap"))
