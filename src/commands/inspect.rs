@@ -28,12 +28,9 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> u8 {
-    let bundle = match Bundle::open(&a.bundle) {
+    let bundle = match super::open_bundle(&a.bundle) {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("snap: {e}");
-            return exit::BAD_INPUT;
-        }
+        Err(code) => return code,
     };
     let names = match bundle.entries() {
         Ok(n) => n,

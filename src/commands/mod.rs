@@ -5,3 +5,12 @@ pub mod collect;
 pub mod diff;
 pub mod inspect;
 pub mod show;
+
+/// Opens a bundle, or says on stderr why it cannot be read: then the exit status for
+/// unusable input.
+pub fn open_bundle(path: &std::path::Path) -> Result<snap_bundle::Bundle, u8> {
+    snap_bundle::Bundle::open(path).map_err(|e| {
+        eprintln!("snap: {e}");
+        crate::exit::BAD_INPUT
+    })
+}

@@ -5,8 +5,6 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use snap_bundle::Bundle;
-
 use crate::exit;
 use crate::views::{self, ViewError};
 
@@ -27,12 +25,9 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> u8 {
-    let bundle = match Bundle::open(&a.bundle) {
+    let bundle = match super::open_bundle(&a.bundle) {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("snap: {e}");
-            return exit::BAD_INPUT;
-        }
+        Err(code) => return code,
     };
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
