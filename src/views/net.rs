@@ -95,14 +95,7 @@ const SO_ACCEPTCON: u64 = 1 << 16;
 
 impl UnixSocket {
     fn type_name(&self) -> &'static str {
-        match self.kind {
-            1 => "STREAM",
-            2 => "DGRAM",
-            3 => "RAW",
-            4 => "RDM",
-            5 => "SEQPACKET",
-            _ => "UNKNOWN",
-        }
+        snap_collectors::collectors::sockets::unix_type_name(self.kind)
     }
 
     /// lsof's NAME of a unix socket: path, type and state.

@@ -181,6 +181,18 @@ pub fn parse_unix(text: &str) -> impl Iterator<Item = Socket> + '_ {
 }
 
 /// Takes the next space-separated field off the front of `s`.
+/// netstat's name of a unix socket type (the Type column of /proc/net/unix).
+pub fn unix_type_name(kind: u64) -> &'static str {
+    match kind {
+        1 => "STREAM",
+        2 => "DGRAM",
+        3 => "RAW",
+        4 => "RDM",
+        5 => "SEQPACKET",
+        _ => "UNKNOWN",
+    }
+}
+
 fn next_field<'a>(s: &mut &'a str) -> Option<&'a str> {
     let t = s.trim_start_matches(' ');
     let end = t.find(' ').unwrap_or(t.len());
@@ -205,14 +217,7 @@ fn parse_unix_line(line: &str) -> Option<Socket> {
     let inode = next_field(&mut rest)?.parse().ok()?;
     // The path follows after exactly one space and may itself hold spaces.
     let path = rest.strip_prefix(' ').unwrap_or(rest);
-    let socket_type = match kind {
-        1 => "STREAM",
-        2 => "DGRAM",
-        3 => "RAW",
-        4 => "RDM",
-        5 => "SEQPACKET",
-        _ => "UNKNOWN",
-    };
+    let socket_type = unix_type_name(u64::from(kind));
     let state = match st {
         _ if flags & SO_ACCEPTCON != 0 => "LISTENING",
         0 => "FREE",
