@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod names;
 pub mod reader;
 pub mod scan;
+pub mod sos;
 pub mod time;
 mod untar;
 pub mod writer;

@@ -16,6 +16,9 @@ pub const FILESYSTEMS: &str = "scan/filesystems.jsonl";
 pub const OPEN_FILES: &str = "scan/open_files.jsonl";
 /// `netstat -napo`: one JSON object per socket.
 pub const SOCKETS: &str = "scan/sockets.jsonl";
+/// `ps`: one JSON object per process. Made only when reading another tool's report (a
+/// sos report's ps listings); snap's own bundles hold `proc/<pid>/stat`.
+pub const PROCESSES: &str = "scan/processes.jsonl";
 /// `du` two levels down on nearly full filesystems.
 pub const DISK_USAGE: &str = "scan/disk_usage.jsonl";
 /// The bounded packet capture.

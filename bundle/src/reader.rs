@@ -17,6 +17,7 @@ use std::sync::mpsc;
 
 use crate::manifest::Manifest;
 use crate::names;
+use crate::sos;
 use crate::untar;
 
 /// Caps that keep a hostile bundle from exhausting memory.
@@ -39,7 +40,7 @@ impl Default for Limits {
 pub enum BundleError {
     #[error("cannot open {path}: {source}")]
     Open { path: PathBuf, source: io::Error },
-    #[error("{path} is not a snap bundle: neither a directory nor a zstd-compressed tar archive")]
+    #[error("{path} is not a snap bundle or sos report: neither a directory nor a tar archive (.tar.zst, .tar.xz, .tar.gz or .tar)")]
     NotABundle { path: PathBuf },
     #[error("corrupt bundle {path}: {detail} ({})", match after {
         Some(entry) => format!("after entry {entry}"),
@@ -68,6 +69,10 @@ struct Archive {
     index: BTreeMap<String, Range<usize>>,
     /// The manifest, parsed on another thread while the rest of the archive was read.
     manifest: Option<Result<Manifest, String>>,
+    /// Where the sos report's tree starts, when the archive is one.
+    report: Option<sos::Layout>,
+    /// A sos report's symbolic links that stay inside it, by name: their targets.
+    links: BTreeMap<String, String>,
 }
 
 enum Source {
@@ -84,9 +89,20 @@ pub struct Bundle {
     /// The whole manifest, read when first asked for (see [`Bundle::manifest`]).
     full_manifest: std::sync::OnceLock<Option<Manifest>>,
     limits: Limits,
+    /// A sos report's reading: what it made, and where each made entry came from.
+    sos: Option<sos::Report>,
+    /// Entries made from a sos report's listings (see [`crate::sos`]): their bytes, or
+    /// why they could not be made. Empty for a snap bundle.
+    made: BTreeMap<String, Result<Vec<u8>, String>>,
+    /// Whether links inside a directory bundle are read through (a sos report's).
+    inner_links: bool,
 }
 
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+const XZ_MAGIC: [u8; 6] = [0xfd, b'7', b'z', b'X', b'Z', 0];
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+/// `ustar` at offset 257 of a tar header (POSIX and GNU archives).
+const USTAR_AT: usize = 257;
 
 /// Entry names longer than this are cut in error messages.
 const MAX_SHOWN_NAME: usize = 200;
@@ -109,7 +125,8 @@ impl Bundle {
     pub fn open_with_limits(path: &Path, limits: Limits) -> Result<Bundle, BundleError> {
         let meta = std::fs::metadata(path).map_err(|source| BundleError::Open { path: path.into(), source })?;
         let source = if meta.is_dir() {
-            Source::Dir(path.to_path_buf())
+            // An extracted sos report, or the folder it was extracted in.
+            Source::Dir(sos::Layout::of_dir(path).unwrap_or_else(|| path.to_path_buf()))
         } else if meta.is_file() {
             Source::Archive(Box::new(read_archive(path, &limits)?))
         } else {
@@ -121,9 +138,12 @@ impl Bundle {
 
     fn with_source(path: &Path, source: Source, limits: Limits) -> Result<Bundle, BundleError> {
         let mut source = source;
-        let parsed = match &mut source {
-            Source::Archive(a) => a.manifest.take(),
-            Source::Dir(_) => None,
+        let (parsed, report) = match &mut source {
+            Source::Archive(a) => (a.manifest.take(), a.report.take()),
+            Source::Dir(root) => {
+                let marked = sos::Layout::of_dir(root).filter(|r| r == root);
+                (None, marked.map(|_| sos::Layout { top: None }))
+            }
         };
         let mut bundle = Bundle {
             path: path.to_path_buf(),
@@ -131,7 +151,22 @@ impl Bundle {
             manifest: None,
             full_manifest: std::sync::OnceLock::new(),
             limits,
+            sos: None,
+            made: BTreeMap::new(),
+            inner_links: false,
         };
+        if let Some(layout) = report {
+            let top = match &bundle.source {
+                Source::Dir(root) if root != path => root.file_name().map(|n| n.to_string_lossy().into_owned()),
+                _ => layout.top,
+            };
+            bundle.inner_links = true;
+            let t = sos::translate(&bundle, top);
+            bundle.sos = Some(t.report);
+            bundle.made = t.entries;
+            bundle.manifest = Some(t.manifest);
+            return Ok(bundle);
+        }
         let parsed = match parsed {
             Some(parsed) => Some(parsed),
             None => bundle
@@ -174,6 +209,19 @@ impl Bundle {
             .as_ref()
     }
 
+    /// How a sos report was read (None for a snap bundle): the entries made from its
+    /// listings and the files each came from, its host facts' sources, and notes.
+    pub fn sos(&self) -> Option<&sos::Report> {
+        self.sos.as_ref()
+    }
+
+    /// The report files an entry was made from, when the bundle is a sos report and the
+    /// entry one made from its listings (`scan/sockets.jsonl` from
+    /// `sos_commands/networking/netstat_-W_-neopa`).
+    pub fn made_from(&self, entry: &str) -> Option<&[String]> {
+        self.sos.as_ref()?.made.iter().find(|m| m.entry == entry).map(|m| m.from.as_slice())
+    }
+
     /// The manifest without its per-entry records (`entries` is empty): the host facts,
     /// clocks, options, samples, capture and collectors records, and cost.
     pub fn manifest_head(&self) -> Option<&Manifest> {
@@ -188,6 +236,23 @@ impl Bundle {
     /// The bytes of an entry without copying them when the bundle is an archive (a
     /// directory's files are read), or None when the bundle does not hold it.
     pub fn get(&self, name: &str) -> Result<Option<Cow<'_, [u8]>>, BundleError> {
+        if !self.made.is_empty() {
+            if let Some(made) = self.made.get(name) {
+                return match made {
+                    Ok(bytes) => Ok(Some(Cow::Borrowed(bytes))),
+                    Err(detail) => Err(BundleError::BadContent {
+                        path: self.path.clone(),
+                        entry: name.into(),
+                        detail: detail.clone(),
+                    }),
+                };
+            }
+        }
+        self.get_stored(name)
+    }
+
+    /// An entry as the archive or directory holds it (not one made from a report).
+    fn get_stored(&self, name: &str) -> Result<Option<Cow<'_, [u8]>>, BundleError> {
         let checked;
         let name = match &self.source {
             // Names that are already canonical (what callers almost always pass) skip the
@@ -203,7 +268,10 @@ impl Bundle {
             }
         };
         match &self.source {
-            Source::Archive(a) => Ok(a.index.get(name).map(|r| Cow::Borrowed(&a.data[r.clone()]))),
+            Source::Archive(a) => {
+                let found = a.index.get(name).or_else(|| a.index.get(&sos::through_links(&a.links, name)?));
+                Ok(found.map(|r| Cow::Borrowed(&a.data[r.clone()])))
+            }
             Source::Dir(root) => Ok(self.read_dir_entry(root, name)?.map(Cow::Owned)),
         }
     }
@@ -218,6 +286,13 @@ impl Bundle {
             entry: name.into(),
             reason: e.to_string(),
         })?;
+        match self.made.get(&name) {
+            Some(Ok(bytes)) => return Ok(Some(EntryReader::Slice(bytes))),
+            Some(Err(detail)) => {
+                return Err(BundleError::BadContent { path: self.path.clone(), entry: name, detail: detail.clone() })
+            }
+            None => {}
+        }
         match &self.source {
             Source::Archive(a) => Ok(a.index.get(&name).map(|r| EntryReader::Slice(&a.data[r.clone()]))),
             Source::Dir(root) => {
@@ -243,26 +318,57 @@ impl Bundle {
 
     /// The path of a directory bundle's entry when it is a regular file reached without
     /// links (walked component by component, so that none is ever followed), else None.
+    /// A sos report's links that stay inside it (`proc/net -> self/net`) are read
+    /// through, a few deep; no other link is followed.
     fn dir_entry_path(&self, root: &Path, name: &str) -> Result<Option<PathBuf>, BundleError> {
-        let mut p = root.to_path_buf();
-        let parts: Vec<&str> = name.split('/').collect();
-        for (i, part) in parts.iter().enumerate() {
-            p.push(part);
-            let meta = match std::fs::symlink_metadata(&p) {
-                Ok(m) => m,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-                Err(source) => return Err(BundleError::Read { path: self.path.clone(), entry: name.into(), source }),
-            };
-            let last = i + 1 == parts.len();
-            if meta.file_type().is_symlink() || (!last && !meta.is_dir()) || (last && !meta.is_file()) {
-                return Ok(None);
+        let mut name = name.to_string();
+        for _ in 0..=sos::MAX_LINKS {
+            let mut p = root.to_path_buf();
+            let parts: Vec<&str> = name.split('/').collect();
+            let mut through = None;
+            for (i, part) in parts.iter().enumerate() {
+                p.push(part);
+                let meta = match std::fs::symlink_metadata(&p) {
+                    Ok(m) => m,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                    Err(source) => {
+                        return Err(BundleError::Read { path: self.path.clone(), entry: name.clone(), source })
+                    }
+                };
+                let last = i + 1 == parts.len();
+                if meta.file_type().is_symlink() && self.inner_links {
+                    through = Some(i);
+                    break;
+                }
+                if meta.file_type().is_symlink() || (!last && !meta.is_dir()) || (last && !meta.is_file()) {
+                    return Ok(None);
+                }
             }
+            let Some(i) = through else { return Ok(Some(p)) };
+            let at = parts[..=i].join("/");
+            let Some(target) = std::fs::read_link(&p).ok().and_then(|t| t.to_str().map(str::to_string)) else {
+                return Ok(None);
+            };
+            let Some(resolved) = sos::resolve_link(&at, &target) else { return Ok(None) };
+            let rest = &parts[i + 1..];
+            name = if rest.is_empty() { resolved } else { format!("{resolved}/{}", rest.join("/")) };
         }
-        Ok(Some(p))
+        Ok(None)
     }
 
-    /// Names of every regular-file entry, sorted.
+    /// Names of every regular-file entry, sorted (with the entries made from a sos
+    /// report's listings).
     pub fn entries(&self) -> Result<Vec<String>, BundleError> {
+        let mut all = self.stored_entries()?;
+        if !self.made.is_empty() {
+            all.extend(self.made.keys().cloned());
+            all.sort();
+            all.dedup();
+        }
+        Ok(all)
+    }
+
+    fn stored_entries(&self) -> Result<Vec<String>, BundleError> {
         match &self.source {
             Source::Archive(a) => Ok(a.index.keys().cloned().collect()),
             Source::Dir(root) => {
@@ -295,6 +401,45 @@ impl Bundle {
             .and_then(|f| f.take(self.limits.max_entry_bytes + 1).read_to_end(&mut data))
             .map_err(read_err)?;
         Ok(Some(data))
+    }
+}
+
+/// A sos report's files as its translation reads them: the stored entries only.
+impl sos::Files for Bundle {
+    fn read(&self, name: &str) -> Result<Option<Cow<'_, [u8]>>, String> {
+        self.get_stored(name).map_err(|e| e.to_string())
+    }
+
+    fn list(&self, dir: &str) -> Vec<String> {
+        let prefix = format!("{dir}/");
+        match &self.source {
+            Source::Archive(a) => a
+                .index
+                .range::<String, _>(prefix.clone()..)
+                .take_while(|(k, _)| k.starts_with(&prefix))
+                .filter(|(k, _)| !k[prefix.len()..].contains('/'))
+                .map(|(k, _)| k.clone())
+                .collect(),
+            Source::Dir(root) => {
+                // Walked without following links, as entries are read.
+                let mut p = root.clone();
+                for part in dir.split('/') {
+                    p.push(part);
+                    if !std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
+                        return Vec::new();
+                    }
+                }
+                let Ok(read) = std::fs::read_dir(&p) else { return Vec::new() };
+                let mut out: Vec<String> = read
+                    .filter_map(Result::ok)
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                    .filter_map(|e| e.file_name().to_str().map(|n| format!("{prefix}{n}")))
+                    .filter(|n| names::validate(n.as_bytes()).is_ok_and(|v| v == *n))
+                    .collect();
+                out.sort();
+                out
+            }
+        }
     }
 }
 
@@ -393,14 +538,28 @@ fn read_archive_from<R: io::BufRead + Send>(
     limits: &Limits,
 ) -> Result<Archive, BundleError> {
     let magic = reader.fill_buf().map_err(|source| BundleError::Open { path: path.into(), source })?;
-    if magic.len() < 4 || magic[..4] != ZSTD_MAGIC {
-        return Err(BundleError::NotABundle { path: path.into() });
+    // snap writes zstd; sos reports come as xz (the default), gzip, or zstd.
+    if magic.starts_with(&ZSTD_MAGIC) {
+        let decoder = zstd::stream::read::Decoder::with_buffer(reader).map_err(|e| BundleError::Corrupt {
+            path: path.into(),
+            after: None,
+            detail: e.to_string(),
+        })?;
+        read_tar(path, decoder, limits)
+    } else if magic.starts_with(&XZ_MAGIC) {
+        // Concatenated streams are read as xz(1) reads them.
+        read_tar(path, liblzma::bufread::XzDecoder::new_multi_decoder(reader), limits)
+    } else if magic.starts_with(&GZIP_MAGIC) {
+        read_tar(path, flate2::bufread::MultiGzDecoder::new(reader), limits)
+    } else if magic.get(USTAR_AT..USTAR_AT + 5) == Some(b"ustar") {
+        read_tar(path, reader, limits)
+    } else {
+        Err(BundleError::NotABundle { path: path.into() })
     }
-    let decoder = zstd::stream::read::Decoder::with_buffer(reader).map_err(|e| BundleError::Corrupt {
-        path: path.into(),
-        after: None,
-        detail: e.to_string(),
-    })?;
+}
+
+/// Reads the tar stream that `decoder` gives (decompressed, or plain).
+fn read_tar<D: Read + Send>(path: &Path, decoder: D, limits: &Limits) -> Result<Archive, BundleError> {
     // Decompression runs on its own thread, a few chunks ahead of the tar parsing (which
     // reads 512-byte headers: straight from the decoder each would be a call into zstd).
     // The bounded channel keeps a bomb from decompressing further than that ahead of the
@@ -568,6 +727,8 @@ fn parse_tar<'scope>(
     let mut parser = untar::Parser::default();
     let mut total = 0u64;
     let mut last: Option<String> = None;
+    // Entries other than regular files and directories, with their tar type.
+    let mut others: Vec<(String, u8, Vec<u8>)> = Vec::new();
     let corrupt =
         |last: &Option<String>, detail: String| BundleError::Corrupt { path: path.into(), after: last.clone(), detail };
     let io_error = |last: &Option<String>, e: io::Error| corrupt(last, e.to_string());
@@ -587,7 +748,7 @@ fn parse_tar<'scope>(
                 step => break step,
             }
         };
-        let (raw_name, kind, size) = match step {
+        let (raw_name, kind, size, link) = match step {
             untar::Step::End => break,
             untar::Step::Need(_) => unreachable!("asked for above"),
             untar::Step::Skip { len, dir } => {
@@ -602,15 +763,23 @@ fn parse_tar<'scope>(
                 }
                 continue;
             }
-            untar::Step::Member { name, kind, size } => (name, kind, size),
+            untar::Step::Member { name, kind, size, link } => (name, kind, size, link),
         };
         let name = names::validate(&raw_name).map_err(|e| bad_entry(path, &raw_name, e.to_string()))?;
         if !matches!(kind, b'0' | 0 | b'7') {
-            return Err(BundleError::BadEntry {
-                path: path.into(),
-                entry: shown_name(name.as_bytes()),
-                reason: format!("a bundle holds only regular files, not {} entries", untar::kind_name(kind)),
-            });
+            // Links and special files are never read or followed. A sos report holds
+            // them (its top-level `ps -> sos_commands/process/ps_auxwwwm`); a snap bundle
+            // never does, so whether one is refused is decided once the archive is known.
+            others.push((name.clone(), kind, link));
+            if others.len() + map.len() > limits.max_entries {
+                return Err(BundleError::TooManyEntries { path: path.into(), limit: limits.max_entries });
+            }
+            let skip = untar::BLOCK as u64 + untar::padded(size);
+            if chunks.skip(skip).map_err(|e| io_error(&last, e))? < skip {
+                return Err(corrupt(&Some(name), CUT_SHORT.into()));
+            }
+            last = Some(name);
+            continue;
         }
         if size > limits.max_entry_bytes {
             return Err(BundleError::EntryTooLarge {
@@ -652,7 +821,35 @@ fn parse_tar<'scope>(
     }
     data.shrink_to_fit();
     let manifest = manifest.map(|h| h.join().unwrap_or_else(|_| Err("the manifest parser panicked".to_string())));
-    Ok(Archive { data, index: map, manifest })
+    let report = sos::Layout::of_archive(&map);
+    if let (None, Some((name, kind, _))) = (&report, others.first()) {
+        return Err(BundleError::BadEntry {
+            path: path.into(),
+            entry: shown_name(name.as_bytes()),
+            reason: format!("a bundle holds only regular files, not {} entries", untar::kind_name(*kind)),
+        });
+    }
+    let strip = report.as_ref().and_then(|r| r.top.as_ref()).map_or(0, |top| top.len() + 1);
+    if strip > 0 {
+        map = std::mem::take(&mut map)
+            .into_iter()
+            .filter(|(name, _)| name.len() > strip)
+            .map(|(name, range)| (name[strip..].to_string(), range))
+            .collect();
+    }
+    // A sos report's links that stay inside it (`proc/net -> self/net`), read through.
+    let links = match &report {
+        None => BTreeMap::new(),
+        Some(_) => others
+            .iter()
+            .filter(|(name, kind, _)| *kind == b'2' && name.len() > strip)
+            .filter_map(|(name, _, target)| {
+                let name = &name[strip..];
+                Some((name.to_string(), sos::resolve_link(name, std::str::from_utf8(target).ok()?)?))
+            })
+            .collect(),
+    };
+    Ok(Archive { data, index: map, manifest: if report.is_some() { None } else { manifest }, report, links })
 }
 
 fn bad_entry(path: &Path, raw: &[u8], reason: String) -> BundleError {
@@ -824,5 +1021,122 @@ mod tests {
         assert!(b.read("proc/meminfo").unwrap().is_none());
         assert!(b.read("root/etc/hostname").unwrap().is_none());
         assert_eq!(b.entries().unwrap(), vec!["proc/loadavg"]);
+    }
+
+    /// A tar stream of `entries`: (name, kind, data or link target).
+    fn tar_of(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, kind, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(*kind);
+            h.set_mode(0o644);
+            if *kind == tar::EntryType::Symlink {
+                h.set_size(0);
+                b.append_link(&mut h, name, std::str::from_utf8(data).unwrap()).unwrap();
+            } else if *kind == tar::EntryType::Regular {
+                h.set_size(data.len() as u64);
+                b.append_data(&mut h, name, *data).unwrap();
+            } else {
+                h.set_size(0);
+                b.append_data(&mut h, name, &[][..]).unwrap();
+            }
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn xz(data: &[u8]) -> Vec<u8> {
+        let mut e = liblzma::write::XzEncoder::new(Vec::new(), 6);
+        std::io::Write::write_all(&mut e, data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut e, data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn xz_gzip_and_plain_tar_read_as_zstd_does() {
+        let stream = tar_of(&[
+            ("proc/loadavg", tar::EntryType::Regular, b"0.1 0.2 0.3 1/2 3\n"),
+            ("proc/meminfo", tar::EntryType::Regular, &[b'x'; 70_000]),
+        ]);
+        let mut two_streams = xz(&stream[..1024]);
+        two_streams.extend(xz(&stream[1024..]));
+        for (kind, bytes) in [
+            ("zstd", zstd::encode_all(stream.as_slice(), 1).unwrap()),
+            ("xz", xz(&stream)),
+            ("xz, two streams", two_streams),
+            ("gzip", gz(&stream)),
+            ("tar", stream.clone()),
+        ] {
+            let b = Bundle::from_bytes(Path::new(kind), &bytes).unwrap_or_else(|e| panic!("{kind}: {e}"));
+            assert_eq!(b.entries().unwrap(), vec!["proc/loadavg", "proc/meminfo"], "{kind}");
+            assert_eq!(b.read("proc/meminfo").unwrap().unwrap(), vec![b'x'; 70_000], "{kind}");
+            assert!(b.sos().is_none(), "{kind}");
+        }
+        // Limits hold whatever the compression.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("b.tar.xz");
+        std::fs::write(&p, xz(&stream)).unwrap();
+        let limits = Limits { max_total_bytes: 50_000, ..Limits::default() };
+        assert!(matches!(Bundle::open_with_limits(&p, limits), Err(BundleError::TooLarge { .. })));
+        // Cut short, or not an archive at all.
+        let cut = xz(&stream);
+        let err = Bundle::from_bytes(Path::new("cut.tar.xz"), &cut[..cut.len() / 2]).err().unwrap();
+        assert!(matches!(err, BundleError::Corrupt { .. }), "{err}");
+        let err = Bundle::from_bytes(Path::new("junk"), b"just some text, no archive").err().unwrap();
+        assert!(err.to_string().contains(".tar.xz, .tar.gz or .tar"), "{err}");
+    }
+
+    #[test]
+    fn a_sos_report_archive_loses_its_top_directory_and_keeps_its_links_inside() {
+        use tar::EntryType::{Directory, Fifo, Regular, Symlink};
+        let stream = tar_of(&[
+            ("sosreport-h-2022/", Directory, b""),
+            ("sosreport-h-2022/proc/self/net/snmp", Regular, b"Tcp: OutSegs\nTcp: 5\n"),
+            ("sosreport-h-2022/proc/net", Symlink, b"self/net"),
+            ("sosreport-h-2022/proc/escape", Symlink, b"../../../etc"),
+            ("sosreport-h-2022/lib", Symlink, b"/usr/lib"),
+            ("sosreport-h-2022/a-fifo", Fifo, b""),
+            ("sosreport-h-2022/sos_commands/host/hostname", Regular, b"h\n"),
+            ("sosreport-h-2022/version.txt", Regular, b"sosreport: 4.5\n"),
+        ]);
+        let b = Bundle::from_bytes(Path::new("r.tar.xz"), &xz(&stream)).unwrap();
+        let r = b.sos().expect("read as a sos report");
+        assert_eq!((r.version.as_str(), r.top.as_deref()), ("4.5", Some("sosreport-h-2022")));
+        assert_eq!(b.manifest_head().unwrap().host.hostname, "h");
+        assert_eq!(b.read("proc/net/snmp").unwrap().unwrap(), b"Tcp: OutSegs\nTcp: 5\n");
+        assert!(b.read("proc/escape/hostname").unwrap().is_none());
+        assert!(b.read("lib/os-release").unwrap().is_none());
+        assert!(b.entries().unwrap().contains(&"sos_commands/host/hostname".to_string()));
+        // The same links in a snap bundle are refused, as before.
+        let not_sos = tar_of(&[("proc/stat", Regular, b"cpu 1\n"), ("proc/net", Symlink, b"self/net")]);
+        let err = Bundle::from_bytes(Path::new("b.tar.zst"), &zstd::encode_all(not_sos.as_slice(), 1).unwrap());
+        assert!(err.err().unwrap().to_string().contains("not Symlink entries"));
+    }
+
+    #[test]
+    fn an_extracted_sos_report_is_read_in_place_or_from_its_parent_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("sosreport-h-2022");
+        std::fs::create_dir_all(root.join("sos_commands/host")).unwrap();
+        std::fs::create_dir_all(root.join("proc/self/net")).unwrap();
+        std::fs::write(root.join("sos_commands/host/hostname"), "h\n").unwrap();
+        std::fs::write(root.join("proc/self/net/snmp"), "x\n").unwrap();
+        std::os::unix::fs::symlink("self/net", root.join("proc/net")).unwrap();
+        std::os::unix::fs::symlink("../..", root.join("proc/up")).unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("etc")).unwrap();
+        std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
+        for path in [root.clone(), dir.path().to_path_buf()] {
+            let b = Bundle::open(&path).unwrap();
+            assert_eq!(b.sos().unwrap().top.as_deref(), (path != root).then_some("sosreport-h-2022"));
+            assert_eq!(b.manifest_head().unwrap().host.hostname, "h");
+            assert_eq!(b.read("proc/net/snmp").unwrap().unwrap(), b"x\n");
+            assert!(b.read("proc/up/sosreport-h-2022/proc/self/net/snmp").unwrap().is_none());
+            assert!(b.read("etc/hostname").unwrap().is_none());
+            assert!(b.read("loop/x").unwrap().is_none());
+        }
     }
 }

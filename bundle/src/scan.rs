@@ -117,6 +117,46 @@ pub struct Socket {
     pub owners: Vec<SocketOwner>,
 }
 
+/// One process as `ps` lists it. snap's own bundles hold `proc/<pid>/stat` instead; this
+/// record is what a reader makes of another tool's `ps` listings (a sos report's), so
+/// that the process rules read one table whatever the source.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Process {
+    pub pid: u32,
+    pub ppid: u32,
+    /// The state letter as /proc/<pid>/stat gives it (`R`, `S`, `D`, `Z`, `T`, `I`...):
+    /// the first letter of ps's STAT or S column.
+    pub state: String,
+    /// The command name (`comm`, at most 15 bytes on Linux) when the listing has it, else
+    /// the base name of the first word of the command line.
+    pub comm: String,
+    /// The whole command line as ps printed it (`[kthreadd]` for kernel threads).
+    pub args: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub user: String,
+    /// Threads; 0 when no listing gives them.
+    pub threads: u32,
+    /// Resident and virtual size in KiB, as ps's RSS and VSZ.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rss_kib: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vsz_kib: Option<u64>,
+    /// ps's %CPU: CPU time over the process's lifetime, in percent of one CPU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_percent: Option<f64>,
+    /// CPU time used, in seconds (ps's TIME).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_time_s: Option<u64>,
+    /// The start as the listing printed it (`Feb09`, `10:42`, or lstart's full date).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub start: String,
+    /// The listing (bundle entry) this record was read from.
+    pub source: String,
+}
+
 /// Space used below one directory (or by one file of 1 MiB or more), one or two levels
 /// under a nearly full mount. Directories the walk never reached before a bound cut it
 /// are listed as `partial` with 0 bytes.

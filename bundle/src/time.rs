@@ -30,6 +30,23 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// Days since 1970-01-01 of a (year, month 1-12, day 1-31) date: the inverse of
+/// [`civil_from_days`].
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = year - i64::from(month <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((month + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The month number (1-12) of an English abbreviation (`Jan`).
+pub fn month_number(abbrev: &str) -> Option<u32> {
+    MONTHS.iter().position(|m| *m == abbrev).map(|i| i as u32 + 1)
+}
+
 /// Broken-down time of `secs` since the epoch shifted by `offset` seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tm {
@@ -100,6 +117,12 @@ mod tests {
         assert_eq!(civil_from_days(19_675), (2023, 11, 14));
         assert_eq!(civil_from_days(-1), (1969, 12, 31));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        for days in [-800_000, -1, 0, 59, 11_016, 19_675, 20_000, 2_000_000] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+        assert_eq!(month_number("Feb"), Some(2));
+        assert_eq!(month_number("feb"), None);
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub(crate) enum Step {
     Skip { len: usize, dir: Option<Vec<u8>> },
     /// A member's header: its data (`size` bytes) starts one block after the position
     /// and is padded to whole blocks.
-    Member { name: Vec<u8>, kind: u8, size: u64 },
+    Member { name: Vec<u8>, kind: u8, size: u64, link: Vec<u8> },
     /// The end-of-archive marker (a block of zeros).
     End,
 }
@@ -95,6 +95,8 @@ impl From<Error> for NeedOr {
 pub(crate) struct Parser {
     long_name: Option<Vec<u8>>,
     pax_path: Option<Vec<u8>>,
+    /// A link's target from a GNU `K` record or a PAX `linkpath`.
+    long_link: Option<Vec<u8>>,
     pax_size: Option<u64>,
     /// Metadata bytes read since the last member.
     metadata: u64,
@@ -133,6 +135,7 @@ impl Parser {
             let data = &at[BLOCK..BLOCK + own_size as usize];
             match kind {
                 b'L' => self.long_name = Some(until_nul(data).to_vec()),
+                b'K' => self.long_link = Some(until_nul(data).to_vec()),
                 b'x' => self.pax(data)?,
                 _ => {}
             }
@@ -164,11 +167,12 @@ impl Parser {
             (None, None) => header_name(h),
         };
         self.pax_size = None;
+        let link = self.long_link.take().unwrap_or_else(|| until_nul(&h[157..257]).to_vec());
         match len {
             Some(len) => Ok(Step::Skip { len, dir: Some(name) }),
             None => {
                 self.metadata = 0;
-                Ok(Step::Member { name, kind, size })
+                Ok(Step::Member { name, kind, size, link })
             }
         }
     }
@@ -206,6 +210,7 @@ impl Parser {
             let (key, value) = (&record[..eq], &record[eq + 1..]);
             match key {
                 b"path" => self.pax_path = Some(value.to_vec()),
+                b"linkpath" => self.long_link = Some(value.to_vec()),
                 b"size" => {
                     let size = std::str::from_utf8(value)
                         .ok()
@@ -325,7 +330,7 @@ mod tests {
                     pos += len
                 }
                 Step::End => return Ok(out),
-                Step::Member { name, kind, size } => {
+                Step::Member { name, kind, size, .. } => {
                     let start = pos + BLOCK;
                     let end = start + size as usize;
                     if padded(size) > (stream.len() - start) as u64 {

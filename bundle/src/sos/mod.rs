@@ -1,0 +1,864 @@
+//! Reading sos reports: the listings of other tools turned into snap's scan records.
+//!
+//! A sos report keeps raw copies at their host paths (`proc/`, `sys/`, `etc/`), as a
+//! bundle does, and command outputs under `sos_commands/<plugin>/<command line>`. The
+//! parsers here read those outputs (lsof, netstat, ss, df, ps, uptime) into the records
+//! snap's own collectors write, so that every rule and view reads one format; the
+//! [`Report`] says which file each made entry came from. The report's own files are
+//! never changed or shadowed: made entries live in names a sos report does not use
+//! (`scan/`), and host facts go into a manifest made for the report.
+//!
+//! What sos versions write, 3.x to 4.x (file names are the command line with spaces and
+//! slashes replaced): `sos_commands/process/ps_*` (auxwww, auxwwwm, alxwww, -elfL, axo
+//! ...), `sos_commands/{process,filesys}/lsof_*`, `sos_commands/networking/netstat_*`
+//! and `ss_*`, `sos_commands/filesys/df_*`, `sos_commands/{host,general}/uptime`,
+//! `sos_commands/kernel/uname_-a`, `sos_commands/date/*` and `sos_commands/systemd/timedatectl`.
+
+pub mod df;
+pub mod lsof;
+pub mod netstat;
+pub mod ps;
+pub mod uptime;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::manifest::{Clocks, HostFacts, Manifest};
+use crate::names;
+
+/// Where a sos report's tree starts in an archive: under one top directory
+/// (`sosreport-host-2022-02-10-abcdef/`), or at the root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Layout {
+    pub(crate) top: Option<String>,
+}
+
+/// The directories only a sos report has; any one of them marks a tree as one.
+const MARKS: [&str; 3] = ["sos_commands/", "sos_logs/", "sos_reports/"];
+
+impl Layout {
+    /// The layout of an archive whose (sorted) entry names are `index`'s keys, when it
+    /// is a sos report.
+    pub(crate) fn of_archive<V>(index: &BTreeMap<String, V>) -> Option<Layout> {
+        let first = index.keys().next()?;
+        let last = index.keys().next_back()?;
+        // Sorted names: when the first and the last share a top directory, all do.
+        let top = first
+            .split_once('/')
+            .map(|(top, _)| top)
+            .filter(|top| last.strip_prefix(top).is_some_and(|rest| rest.starts_with('/')));
+        let prefix = top.map(|t| format!("{t}/")).unwrap_or_default();
+        let holds = |dir: &str| {
+            let p = format!("{prefix}{dir}");
+            index.range::<String, _>(p.clone()..).next().is_some_and(|(k, _)| k.starts_with(&p))
+        };
+        MARKS.iter().any(|m| holds(m)).then(|| Layout { top: top.map(str::to_string) })
+    }
+
+    /// The root of the sos report in directory `dir`: `dir` itself, or its only
+    /// subdirectory (an archive extracted where it lay). Links are not followed.
+    pub(crate) fn of_dir(dir: &Path) -> Option<PathBuf> {
+        let is_report = |d: &Path| {
+            MARKS.iter().any(|m| std::fs::symlink_metadata(d.join(m.trim_end_matches('/'))).is_ok_and(|m| m.is_dir()))
+        };
+        if is_report(dir) {
+            return Some(dir.to_path_buf());
+        }
+        let mut children = std::fs::read_dir(dir).ok()?;
+        let only = children.next()?.ok()?;
+        if children.next().is_some() || !only.file_type().ok()?.is_dir() {
+            return None;
+        }
+        is_report(&only.path()).then(|| only.path())
+    }
+}
+
+/// Links read through in a row at most, so that a loop of links ends.
+pub(crate) const MAX_LINKS: usize = 8;
+
+/// The entry a symbolic link at `name` points to, when its `target` is relative and
+/// stays inside the tree (`proc/net` -> `self/net` gives `proc/self/net`); None for an
+/// absolute target or one that climbs out.
+pub(crate) fn resolve_link(name: &str, target: &str) -> Option<String> {
+    if target.starts_with('/') {
+        return None;
+    }
+    let mut parts: Vec<&str> = name.split('/').collect();
+    parts.pop();
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    let joined = parts.join("/");
+    (crate::names::validate(joined.as_bytes()).ok()? == joined).then_some(joined)
+}
+
+/// `name` with the links among its leading components (`links`: name to target, as
+/// [`resolve_link`] gives them) replaced by their targets, at most [`MAX_LINKS`] times;
+/// None when no component is a link.
+pub(crate) fn through_links(links: &BTreeMap<String, String>, name: &str) -> Option<String> {
+    if links.is_empty() {
+        return None;
+    }
+    let mut name = name.to_string();
+    let mut replaced = false;
+    'outer: for _ in 0..MAX_LINKS {
+        let mut end = 0;
+        while end < name.len() {
+            end = name[end..].find('/').map_or(name.len(), |i| end + i);
+            if let Some(target) = links.get(&name[..end]) {
+                name = format!("{target}{}", &name[end..]);
+                replaced = true;
+                continue 'outer;
+            }
+            end += 1;
+        }
+        break;
+    }
+    replaced.then_some(name)
+}
+
+/// What reading a sos report made of it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Report {
+    /// The sos version that wrote it (`4.2`), when the report says.
+    pub version: String,
+    /// The top directory the archive's entries were under (left out of entry names).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top: Option<String>,
+    /// The entries made from the report's listings.
+    pub made: Vec<Made>,
+    /// The host facts of the made manifest, and the file each came from.
+    pub facts: Vec<Fact>,
+    /// `uptime`'s line, read for the load averages and the time since boot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uptime: Option<UptimeLine>,
+    /// What could not be read, or was chosen over what, one sentence each.
+    pub notes: Vec<String>,
+}
+
+/// An entry made from listings of the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Made {
+    /// The contract's entry name (`scan/sockets.jsonl`).
+    pub entry: String,
+    /// The report's files it was made from.
+    pub from: Vec<String>,
+    pub records: usize,
+    /// Why it could not be made (the entry then reads as unusable, naming this).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One host fact of the made manifest.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Fact {
+    pub name: String,
+    pub value: String,
+    pub from: String,
+}
+
+/// `uptime` as the report holds it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UptimeLine {
+    pub entry: String,
+    pub line: String,
+    pub load: [f64; 3],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub up_seconds: Option<u64>,
+}
+
+/// At most 60 characters of a line, for the parsers' error messages.
+pub(crate) fn excerpt(line: &str) -> String {
+    let mut s: String = line.chars().take(60).collect();
+    if s.len() < line.len() {
+        s.push_str("...");
+    }
+    s
+}
+
+/// Whitespace-separated fields of `s` with their byte spans, for the column readers.
+/// Splitting on ASCII whitespace keeps every span on character boundaries.
+pub(crate) fn fields(s: &str) -> impl Iterator<Item = (usize, usize, &str)> + '_ {
+    let bytes = s.as_bytes();
+    let mut pos = 0;
+    std::iter::from_fn(move || {
+        while pos < bytes.len() && bytes[pos].is_ascii_whitespace() {
+            pos += 1;
+        }
+        let start = pos;
+        while pos < bytes.len() && !bytes[pos].is_ascii_whitespace() {
+            pos += 1;
+        }
+        (pos > start).then(|| (start, pos, s.get(start..pos).unwrap_or_default()))
+    })
+}
+
+/// A sos report's files, as the translation reads them.
+pub(crate) trait Files {
+    /// The bytes of a file, None when absent.
+    fn read(&self, name: &str) -> Result<Option<Cow<'_, [u8]>>, String>;
+    /// The names (whole, `sos_commands/process/ps_auxwww`) of the regular files
+    /// directly in directory `dir`, sorted.
+    fn list(&self, dir: &str) -> Vec<String>;
+}
+
+/// What the translation adds to the report's files.
+pub(crate) struct Translation {
+    pub(crate) report: Report,
+    /// Made entries: their bytes, or why they could not be made.
+    pub(crate) entries: BTreeMap<String, Result<Vec<u8>, String>>,
+    pub(crate) manifest: Manifest,
+}
+
+/// Reads the report's listings into scan entries and its host facts into a manifest.
+pub(crate) fn translate(files: &dyn Files, top: Option<String>) -> Translation {
+    let mut t = Translation {
+        report: Report { top, ..Report::default() },
+        entries: BTreeMap::new(),
+        manifest: Manifest::default(),
+    };
+    t.report.version = version(files).unwrap_or_default();
+    processes(files, &mut t);
+    open_files(files, &mut t);
+    sockets(files, &mut t);
+    filesystems(files, &mut t);
+    host(files, &mut t);
+    t
+}
+
+/// A file as text (invalid UTF-8 replaced); None when absent or unreadable (noted).
+fn text(files: &dyn Files, name: &str, notes: &mut Vec<String>) -> Option<String> {
+    match files.read(name) {
+        Ok(Some(b)) => Some(String::from_utf8_lossy(&b).into_owned()),
+        Ok(None) => None,
+        Err(e) => {
+            notes.push(format!("{name}: {e}"));
+            None
+        }
+    }
+}
+
+/// The base name of an entry.
+fn base(name: &str) -> &str {
+    name.rsplit('/').next().unwrap_or(name)
+}
+
+/// The option letters of a command file name (`netstat_-W_-neopa` gives `Wneopa`):
+/// every word after the command that starts with one dash.
+fn option_letters(name: &str) -> String {
+    base(name).split('_').skip(1).filter_map(|w| w.strip_prefix('-').filter(|w| !w.starts_with('-'))).collect()
+}
+
+fn version(files: &dyn Files) -> Option<String> {
+    let mut notes = Vec::new();
+    if let Some(v) = text(files, "version.txt", &mut notes) {
+        // `sosreport: 4.2` on its first line.
+        let first = v.lines().next()?.trim();
+        let v = first.rsplit(':').next().unwrap_or(first).trim();
+        if !v.is_empty() {
+            return Some(v.to_string());
+        }
+    }
+    let manifest = files.read("sos_reports/manifest.json").ok()??;
+    let value: serde_json::Value = serde_json::from_slice(&manifest).ok()?;
+    value.get("version")?.as_str().map(str::to_string)
+}
+
+/// Serializes records one JSON object per line.
+fn jsonl<T: Serialize>(records: &[T]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for r in records {
+        // Serializing plain records into a Vec cannot fail.
+        if serde_json::to_writer(&mut out, r).is_ok() {
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+impl Translation {
+    fn made<T: Serialize>(&mut self, entry: &str, from: Vec<String>, parsed: Result<Vec<T>, String>) {
+        let (records, error, bytes) = match parsed {
+            Ok(records) => (records.len(), None, Ok(jsonl(&records))),
+            Err(e) => {
+                let detail = format!("{}: {e}", from.join(", "));
+                (0, Some(detail.clone()), Err(detail))
+            }
+        };
+        self.report.made.push(Made { entry: entry.to_string(), from, records, error });
+        self.entries.insert(entry.to_string(), bytes);
+    }
+
+    fn fact(&mut self, name: &str, value: impl ToString, from: &str) {
+        self.report.facts.push(Fact { name: name.into(), value: value.to_string(), from: from.into() });
+    }
+}
+
+fn processes(files: &dyn Files, t: &mut Translation) {
+    let names: Vec<String> =
+        files.list("sos_commands/process").into_iter().filter(|n| base(n).starts_with("ps_")).collect();
+    let mut listings = Vec::new();
+    for n in &names {
+        if let Some(text) = text(files, n, &mut t.report.notes) {
+            listings.push((n.clone(), text));
+        }
+    }
+    if listings.is_empty() {
+        return;
+    }
+    let pairs: Vec<(&str, &str)> = listings.iter().map(|(n, s)| (n.as_str(), s.as_str())).collect();
+    let parsed = ps::parse(&pairs);
+    t.made(names::PROCESSES, names, parsed);
+}
+
+fn open_files(files: &dyn Files, t: &mut Translation) {
+    // sos runs lsof in the process plugin, the filesys plugin, or both, with different
+    // options; the largest listing is the one that reached the most processes.
+    let mut candidates: Vec<(usize, String, String)> = Vec::new();
+    for dir in ["sos_commands/process", "sos_commands/filesys"] {
+        for n in files.list(dir).into_iter().filter(|n| base(n) == "lsof" || base(n).starts_with("lsof_")) {
+            if let Some(text) = text(files, &n, &mut t.report.notes) {
+                candidates.push((text.len(), n, text));
+            }
+        }
+    }
+    candidates.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    let Some((_, name, text)) = candidates.first() else { return };
+    if candidates.len() > 1 {
+        let others: Vec<&str> = candidates[1..].iter().map(|c| c.1.as_str()).collect();
+        t.report
+            .notes
+            .push(format!("open files read from {name}, the largest lsof listing (not {})", others.join(", ")));
+    }
+    let parsed = lsof::parse(text);
+    t.made(names::OPEN_FILES, vec![name.clone()], parsed);
+}
+
+fn sockets(files: &dyn Files, t: &mut Translation) {
+    let listing = files.list("sos_commands/networking");
+    let netstat = listing.iter().find(|n| {
+        let letters = option_letters(n);
+        base(n).starts_with("netstat_")
+            && letters.contains('a')
+            && letters.contains('p')
+            && !letters.contains(['s', 'i', 'g', 'r', 'M'])
+    });
+    let ss = listing.iter().find(|n| {
+        let letters = option_letters(n);
+        base(n).starts_with("ss_") && letters.contains('a') && letters.contains('p') && !letters.contains(['s', 'l'])
+    });
+    // netstat -o gives timers and retransmissions that ss prints in another form; ss is
+    // the fallback (sos reports of hosts without net-tools hold only ss).
+    if let Some(name) = netstat {
+        if let Some(text) = text(files, name, &mut t.report.notes) {
+            let parsed = netstat::parse_netstat(&text);
+            t.made(names::SOCKETS, vec![name.clone()], parsed);
+            return;
+        }
+    }
+    if let Some(name) = ss {
+        if let Some(text) = text(files, name, &mut t.report.notes) {
+            let parsed = netstat::parse_ss(&text);
+            t.made(names::SOCKETS, vec![name.clone()], parsed);
+        }
+    }
+}
+
+fn filesystems(files: &dyn Files, t: &mut Translation) {
+    let listing: Vec<String> = files
+        .list("sos_commands/filesys")
+        .into_iter()
+        .filter(|n| base(n).starts_with("df_") && !option_letters(n).contains(['h', 'H']))
+        .collect();
+    // Prefer the listings with -a (every mount): that is what sos runs.
+    let pick = |inodes: bool| {
+        let mut c: Vec<&String> = listing.iter().filter(|n| option_letters(n).contains('i') == inodes).collect();
+        c.sort_by_key(|n| (!option_letters(n).contains('a'), n.len()));
+        c.first().map(|n| n.to_string())
+    };
+    let (blocks, inodes) = (pick(false), pick(true));
+    if blocks.is_none() && inodes.is_none() {
+        return;
+    }
+    let blocks_text = blocks.as_deref().and_then(|n| text(files, n, &mut t.report.notes));
+    let inodes_text = inodes.as_deref().and_then(|n| text(files, n, &mut t.report.notes));
+    let mut from: Vec<String> = blocks.into_iter().chain(inodes).collect();
+    let mut parsed = df::parse(blocks_text.as_deref(), inodes_text.as_deref());
+    // Device numbers, types and options from the mount table, as snap's collector
+    // records them from mountinfo (the device is what matches an open file to its
+    // mount). sos copies mountinfo for itself and for init.
+    if let Ok(list) = &mut parsed {
+        let mounts = ["proc/self/mountinfo", "proc/1/mountinfo"]
+            .iter()
+            .find_map(|n| Some((n.to_string(), parse_mountinfo(&text(files, n, &mut t.report.notes)?))))
+            .filter(|(_, m)| !m.is_empty());
+        if let Some((name, mounts)) = mounts {
+            let mut used = false;
+            for fs in list.iter_mut() {
+                // The last mount on a path is the one df reports.
+                if let Some(m) = mounts.iter().rev().find(|m| m.target == fs.target) {
+                    fs.device = m.device.clone();
+                    fs.fstype = m.fstype.clone();
+                    fs.options = m.options.clone();
+                    used = true;
+                }
+            }
+            if used {
+                from.push(name);
+            }
+        }
+    }
+    t.made(names::FILESYSTEMS, from, parsed);
+}
+
+/// One line of /proc/<pid>/mountinfo, as far as the filesystems scan needs it.
+struct MountLine {
+    device: String,
+    target: String,
+    fstype: String,
+    options: String,
+}
+
+/// `36 35 98:0 /mnt1 /mnt/parent rw,noatime master:1 - ext3 /dev/root rw,errors=continue`:
+/// the device, the mount point (octal escapes decoded), the type after ` - `, and the
+/// mount options. Lines that do not have that shape are skipped.
+fn parse_mountinfo(text: &str) -> Vec<MountLine> {
+    text.lines()
+        .filter_map(|line| {
+            let (head, tail) = line.split_once(" - ")?;
+            let h: Vec<&str> = head.split(' ').collect();
+            let fstype = tail.split(' ').next()?;
+            if h.len() < 6 || !h[2].contains(':') {
+                return None;
+            }
+            Some(MountLine {
+                device: h[2].to_string(),
+                target: unescape_octal(h[4]),
+                fstype: fstype.to_string(),
+                options: h[5].to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The kernel's `\040`-style escapes of mount paths, decoded.
+fn unescape_octal(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b.get(i + 1..i + 4).filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match (b[i], octal) {
+            (b'\\', Some(d)) => {
+                let v = u32::from(d[0] - b'0') * 64 + u32::from(d[1] - b'0') * 8 + u32::from(d[2] - b'0');
+                out.push(u8::try_from(v).unwrap_or(b'?'));
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The first of `names` the report holds, with its text.
+fn first_of(files: &dyn Files, names: &[&str], notes: &mut Vec<String>) -> Option<(String, String)> {
+    names.iter().find_map(|n| text(files, n, notes).map(|t| (n.to_string(), t)))
+}
+
+fn host(files: &dyn Files, t: &mut Translation) {
+    let notes = &mut t.report.notes;
+    let mut h = HostFacts::default();
+    let mut facts: Vec<(&str, String, String)> = Vec::new();
+    if let Some((from, text)) =
+        first_of(files, &["sos_commands/host/hostname", "sos_commands/general/hostname", "etc/hostname"], notes)
+    {
+        if let Some(name) = text.split_whitespace().next() {
+            h.hostname = name.to_string();
+            facts.push(("hostname", h.hostname.clone(), from));
+        }
+    }
+    if let Some((from, text)) =
+        first_of(files, &["sos_commands/kernel/uname_-a", "sos_commands/general/uname_-a"], notes)
+    {
+        if let Some(u) = Uname::parse(&text) {
+            h.kernel_release = u.release.clone();
+            h.kernel_version = u.version;
+            h.arch = u.arch.clone();
+            h.endianness = endianness(&u.arch).to_string();
+            facts.push(("kernel", format!("{} {}", u.release, u.arch), from));
+        }
+    }
+    if let Some(list) = text(files, "sys/devices/system/cpu/online", notes) {
+        if let Some(n) = crate::cpulist::count(&list) {
+            h.online_cpus = n;
+            facts.push(("online CPUs", n.to_string(), "sys/devices/system/cpu/online".into()));
+        }
+    }
+    if let Some(stat) = text(files, "proc/stat", notes) {
+        let cpus = stat
+            .lines()
+            .filter(|l| l.strip_prefix("cpu").is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit())))
+            .count() as u32;
+        if h.online_cpus == 0 && cpus > 0 {
+            h.online_cpus = cpus;
+            facts.push(("online CPUs", cpus.to_string(), "proc/stat".into()));
+        }
+        if let Some(btime) = stat.lines().find_map(|l| l.strip_prefix("btime ")?.trim().parse::<u64>().ok()) {
+            h.boot_time = btime;
+            facts.push(("boot time", crate::time::iso_utc(btime as i64), "proc/stat".into()));
+        }
+    }
+    if let Some(id) = text(files, "proc/sys/kernel/random/boot_id", notes) {
+        h.boot_id = id.trim().to_string();
+    }
+    let zone = first_of(files, &["sos_commands/systemd/timedatectl", "sos_commands/date/timedatectl"], notes)
+        .and_then(|(from, text)| timedatectl_zone(&text).map(|z| (z, from)));
+    if let Some(((abbrev, offset), from)) = &zone {
+        h.timezone = abbrev.clone();
+        h.utc_offset_seconds = *offset;
+        facts.push(("time zone", format!("{abbrev} ({offset:+} s)"), from.clone()));
+    }
+    let captured = capture_time(files, zone.as_ref().map(|z| z.0 .1), notes);
+    let mut clocks = Clocks::default();
+    if let Some((secs, from)) = &captured {
+        clocks.realtime_ns = secs.saturating_mul(1_000_000_000);
+        facts.push(("captured", crate::time::iso_utc(*secs as i64), from.clone()));
+        if h.boot_time > 0 && *secs > h.boot_time {
+            clocks.boottime_ns = (secs - h.boot_time).saturating_mul(1_000_000_000);
+        }
+    }
+    if let Some((from, text)) = first_of(files, &["sos_commands/host/uptime", "sos_commands/general/uptime"], notes) {
+        match uptime::parse_uptime(&text) {
+            Ok(u) => {
+                let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+                t.report.uptime = Some(UptimeLine { entry: from, line, load: u.load, up_seconds: u.up_seconds });
+            }
+            Err(e) => notes.push(format!("{from}: {e}")),
+        }
+    }
+    // Without a capture time, the time since boot comes from uptime (to the minute).
+    if clocks.boottime_ns == 0 {
+        if let Some(up) = t.report.uptime.as_ref().and_then(|u| u.up_seconds.map(|s| (s, u.entry.clone()))) {
+            clocks.boottime_ns = up.0.saturating_mul(1_000_000_000);
+            facts.push(("up", format!("{} s", up.0), up.1));
+        }
+    }
+    for (name, value, from) in facts {
+        t.fact(name, value, &from);
+    }
+    t.manifest.host = h;
+    t.manifest.clocks = clocks;
+    t.manifest.kernel_log_source = Some("sos report".into());
+}
+
+struct Uname {
+    release: String,
+    version: String,
+    arch: String,
+}
+
+/// Machine names `uname -m` prints on Linux.
+const ARCHES: [&str; 14] = [
+    "x86_64",
+    "aarch64",
+    "ppc64le",
+    "ppc64",
+    "s390x",
+    "i686",
+    "i586",
+    "i386",
+    "armv7l",
+    "armv6l",
+    "riscv64",
+    "mips64",
+    "loongarch64",
+    "sparc64",
+];
+
+impl Uname {
+    /// `Linux host 5.4.0-97-generic #110-Ubuntu SMP Thu Jan 13 18:22:13 UTC 2022 x86_64
+    /// x86_64 x86_64 GNU/Linux`: the release is the third word, the version runs to the
+    /// machine name.
+    fn parse(text: &str) -> Option<Uname> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        if words.first() != Some(&"Linux") || words.len() < 4 {
+            return None;
+        }
+        let arch_at = (3..words.len()).find(|i| ARCHES.contains(&words[*i]));
+        let version_end = arch_at.unwrap_or(words.len());
+        Some(Uname {
+            release: words[2].to_string(),
+            version: words[3..version_end].join(" "),
+            arch: arch_at.map(|i| words[i].to_string()).unwrap_or_default(),
+        })
+    }
+}
+
+fn endianness(arch: &str) -> &'static str {
+    match arch {
+        "s390x" | "ppc64" | "sparc64" => "big",
+        "" => "",
+        _ => "little",
+    }
+}
+
+/// The zone abbreviation and UTC offset of timedatectl's `Time zone: Etc/UTC (UTC, +0000)`.
+fn timedatectl_zone(text: &str) -> Option<(String, i64)> {
+    let line = text.lines().find_map(|l| l.trim().strip_prefix("Time zone:"))?;
+    let inner = line.split_once('(')?.1.split_once(')')?.0;
+    let (abbrev, offset) = inner.split_once(',')?;
+    Some((abbrev.trim().to_string(), parse_offset(offset.trim())?))
+}
+
+/// `+0000`, `-0530` as seconds.
+fn parse_offset(s: &str) -> Option<i64> {
+    let (sign, digits) = match s.as_bytes().first()? {
+        b'+' => (1, &s[1..]),
+        b'-' => (-1, &s[1..]),
+        _ => return None,
+    };
+    if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (h, m): (i64, i64) = (digits[..2].parse().ok()?, digits[2..].parse().ok()?);
+    Some(sign * (h * 3600 + m * 60))
+}
+
+/// When the report was made, in seconds since the epoch, and the file that says so:
+/// `date --utc`, timedatectl's universal time, `date` when it prints UTC, or the start
+/// time in sos's own manifest (local time: shifted by timedatectl's offset when known,
+/// else taken as UTC and noted).
+fn capture_time(files: &dyn Files, offset: Option<i64>, notes: &mut Vec<String>) -> Option<(u64, String)> {
+    for name in ["sos_commands/date/date_--utc", "sos_commands/general/date_--utc", "sos_commands/date/date"] {
+        if let Some(text) = text(files, name, notes) {
+            if let Some(secs) = parse_date_utc(&text) {
+                return Some((secs, name.to_string()));
+            }
+        }
+    }
+    for name in ["sos_commands/systemd/timedatectl", "sos_commands/date/timedatectl"] {
+        if let Some(text) = text(files, name, notes) {
+            let universal = text.lines().find_map(|l| l.trim().strip_prefix("Universal time:"));
+            if let Some(secs) = universal.and_then(parse_iso_words) {
+                return Some((secs, name.to_string()));
+            }
+        }
+    }
+    let manifest = files.read("sos_reports/manifest.json").ok()??;
+    let value: serde_json::Value = serde_json::from_slice(&manifest).ok()?;
+    let start = value.get("start_time")?.as_str()?;
+    let local = parse_iso_words(start)?;
+    let offset = offset.unwrap_or_else(|| {
+        notes.push(
+            "the report's time zone is unknown: its start time (sos_reports/manifest.json) is taken as UTC".into(),
+        );
+        0
+    });
+    Some(((local as i64 - offset).max(0) as u64, "sos_reports/manifest.json".into()))
+}
+
+/// `Thu Feb 10 09:52:10 UTC 2022` (date's default format, in UTC).
+fn parse_date_utc(text: &str) -> Option<u64> {
+    let w: Vec<&str> = text.split_whitespace().collect();
+    if w.len() != 6 || !matches!(w[4], "UTC" | "GMT") {
+        return None;
+    }
+    let month = crate::time::month_number(w[1])?;
+    let day: u32 = w[2].parse().ok()?;
+    let year: i64 = w[5].parse().ok()?;
+    let sod = clock_seconds(w[3])?;
+    epoch(year, month, day, sod)
+}
+
+/// The first `YYYY-MM-DD HH:MM:SS[.frac]` in the words of `text` (timedatectl's
+/// `Thu 2022-02-10 09:52:10 UTC`, sos's `2026-11-29 05:42:29.634845`).
+fn parse_iso_words(text: &str) -> Option<u64> {
+    let w: Vec<&str> = text.split_whitespace().collect();
+    let i = w.iter().position(|x| x.len() == 10 && x.as_bytes()[4] == b'-')?;
+    let mut date = w[i].split('-');
+    let year: i64 = date.next()?.parse().ok()?;
+    let month: u32 = date.next()?.parse().ok()?;
+    let day: u32 = date.next()?.parse().ok()?;
+    let clock = w.get(i + 1)?.split('.').next()?;
+    epoch(year, month, day, clock_seconds(clock)?)
+}
+
+/// `HH:MM:SS` as seconds of the day.
+fn clock_seconds(s: &str) -> Option<u64> {
+    let mut p = s.split(':').map(|x| x.parse::<u64>().ok());
+    let (h, m, sec) = (p.next()??, p.next()??, p.next()??);
+    (p.next().is_none() && h < 24 && m < 60 && sec < 61).then_some(h * 3600 + m * 60 + sec)
+}
+
+fn epoch(year: i64, month: u32, day: u32, sod: u64) -> Option<u64> {
+    if !(1970..=9999).contains(&year) || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let days = crate::time::days_from_civil(year, month, day);
+    u64::try_from(days).ok().map(|d| d * 86_400 + sod)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Mem(BTreeMap<String, Vec<u8>>);
+
+    impl Files for Mem {
+        fn read(&self, name: &str) -> Result<Option<Cow<'_, [u8]>>, String> {
+            Ok(self.0.get(name).map(|v| Cow::Borrowed(v.as_slice())))
+        }
+        fn list(&self, dir: &str) -> Vec<String> {
+            let prefix = format!("{dir}/");
+            self.0.keys().filter(|k| k.strip_prefix(&prefix).is_some_and(|r| !r.contains('/'))).cloned().collect()
+        }
+    }
+
+    fn mem(files: &[(&str, &str)]) -> Mem {
+        Mem(files.iter().map(|(n, t)| (n.to_string(), t.as_bytes().to_vec())).collect())
+    }
+
+    #[test]
+    fn layouts() {
+        let index = |names: &[&str]| names.iter().map(|n| (n.to_string(), ())).collect::<BTreeMap<_, _>>();
+        assert_eq!(
+            Layout::of_archive(&index(&["top/proc/stat", "top/sos_commands/host/uptime", "top/version.txt"])),
+            Some(Layout { top: Some("top".into()) })
+        );
+        assert_eq!(Layout::of_archive(&index(&["proc/stat", "sos_logs/sos.log"])), Some(Layout { top: None }));
+        // A snap bundle, and a tree that only names a marker as a file.
+        assert_eq!(Layout::of_archive(&index(&["manifest.json", "proc/stat", "scan/sockets.jsonl"])), None);
+        assert_eq!(Layout::of_archive(&index(&["top/sos_commands", "top/x"])), None);
+        assert_eq!(Layout::of_archive(&index(&[])), None);
+    }
+
+    #[test]
+    fn links_inside_the_report_are_read_through() {
+        assert_eq!(resolve_link("proc/net", "self/net").as_deref(), Some("proc/self/net"));
+        assert_eq!(
+            resolve_link("ps", "sos_commands/process/ps_auxwwwm").as_deref(),
+            Some("sos_commands/process/ps_auxwwwm")
+        );
+        assert_eq!(resolve_link("a/b/c", "../../x").as_deref(), Some("x"));
+        assert_eq!(resolve_link("a/b", "../../x"), None);
+        assert_eq!(resolve_link("lib", "/usr/lib"), None);
+        let links: BTreeMap<String, String> =
+            [("proc/net", "proc/self/net"), ("proc/self", "proc/1"), ("loop", "loop")]
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect();
+        assert_eq!(through_links(&links, "proc/net/snmp").as_deref(), Some("proc/1/net/snmp"));
+        assert_eq!(through_links(&links, "proc/network"), None);
+        assert_eq!(through_links(&links, "proc/stat"), None);
+        // A loop ends after MAX_LINKS replacements.
+        assert_eq!(through_links(&links, "loop/x").as_deref(), Some("loop/x"));
+    }
+
+    #[test]
+    fn option_letters_of_command_files() {
+        assert_eq!(option_letters("sos_commands/networking/netstat_-W_-neopa"), "Wneopa");
+        assert_eq!(option_letters("df_-al_-x_autofs"), "alx");
+        assert_eq!(option_letters("ss_-peaonmi"), "peaonmi");
+        assert_eq!(option_letters("journalctl_--no-pager"), "");
+    }
+
+    #[test]
+    fn host_facts_and_their_sources() {
+        let files = mem(&[
+            ("sos_commands/host/hostname", "juju-04f1e3-0-lxd-5\n"),
+            (
+                "sos_commands/kernel/uname_-a",
+                "Linux juju-04f1e3-0-lxd-5 5.4.0-97-generic #110-Ubuntu SMP Thu Jan 13 18:22:13 UTC 2022 x86_64 x86_64 x86_64 GNU/Linux\n",
+            ),
+            ("proc/stat", "cpu 1 2 3\nbtime 1644445976\n"),
+            ("sos_commands/date/date_--utc", "Thu Feb 10 09:52:10 UTC 2022\n"),
+            ("sos_commands/systemd/timedatectl", "               Local time: Thu 2022-02-10 10:52:10 CET\n           Universal time: Thu 2022-02-10 09:52:10 UTC\n                Time zone: Europe/Paris (CET, +0100)\n"),
+            ("sos_commands/host/uptime", " 09:51:36 up 11:18,  1 user,  load average: 6.42, 4.37, 3.94\n"),
+            ("version.txt", "sosreport: 4.2\n"),
+        ]);
+        let t = translate(&files, None);
+        let h = &t.manifest.host;
+        assert_eq!(h.hostname, "juju-04f1e3-0-lxd-5");
+        assert_eq!(
+            (h.kernel_release.as_str(), h.arch.as_str(), h.endianness.as_str()),
+            ("5.4.0-97-generic", "x86_64", "little")
+        );
+        assert_eq!(h.kernel_version, "#110-Ubuntu SMP Thu Jan 13 18:22:13 UTC 2022");
+        assert_eq!(h.boot_time, 1_644_445_976);
+        assert_eq!((h.timezone.as_str(), h.utc_offset_seconds), ("CET", 3600));
+        // 2022-02-10 09:52:10 UTC.
+        assert_eq!(t.manifest.clocks.realtime_ns, 1_644_486_730 * 1_000_000_000);
+        assert_eq!(t.manifest.clocks.boottime_ns, (1_644_486_730 - 1_644_445_976) * 1_000_000_000);
+        assert_eq!(t.report.version, "4.2");
+        let u = t.report.uptime.as_ref().unwrap();
+        assert_eq!((u.load, u.up_seconds), ([6.42, 4.37, 3.94], Some(11 * 3600 + 18 * 60)));
+        let captured = t.report.facts.iter().find(|f| f.name == "captured").unwrap();
+        assert_eq!(
+            (captured.value.as_str(), captured.from.as_str()),
+            ("2022-02-10T09:52:10Z", "sos_commands/date/date_--utc")
+        );
+    }
+
+    #[test]
+    fn capture_time_from_the_sos_manifest_is_shifted_by_the_zone_or_noted() {
+        let manifest = r#"{"version": "4.0", "start_time": "2026-11-29 05:42:29.634845"}"#;
+        let t = translate(&mem(&[("sos_reports/manifest.json", manifest)]), None);
+        assert_eq!(t.report.version, "4.0");
+        assert_eq!(t.manifest.clocks.realtime_ns / 1_000_000_000, 1_795_930_949);
+        assert!(t.report.notes.iter().any(|n| n.contains("taken as UTC")), "{:?}", t.report.notes);
+        let zoned = translate(
+            &mem(&[
+                ("sos_reports/manifest.json", manifest),
+                ("sos_commands/systemd/timedatectl", "Time zone: America/New_York (EST, -0500)\n"),
+            ]),
+            None,
+        );
+        assert_eq!(zoned.manifest.clocks.realtime_ns / 1_000_000_000, 1_795_930_949 + 5 * 3600);
+        assert!(zoned.report.notes.is_empty());
+    }
+
+    #[test]
+    fn a_listing_that_cannot_be_read_makes_an_entry_that_names_it() {
+        let t = translate(&mem(&[("sos_commands/networking/netstat_-W_-neopa", "this is not netstat\n")]), None);
+        let made = &t.report.made[0];
+        assert_eq!(made.entry, names::SOCKETS);
+        let err = t.entries[names::SOCKETS].as_ref().unwrap_err();
+        assert!(err.starts_with("sos_commands/networking/netstat_-W_-neopa: "), "{err}");
+        assert_eq!(made.error.as_deref(), Some(err.as_str()));
+    }
+
+    #[test]
+    fn mountinfo_lines() {
+        let m = parse_mountinfo(
+            "36 35 98:0 /mnt1 /mnt/par\\040ent rw,noatime master:1 - ext3 /dev/root rw,errors=continue\ngarbage\n",
+        );
+        assert_eq!(m.len(), 1);
+        assert_eq!((m[0].device.as_str(), m[0].target.as_str()), ("98:0", "/mnt/par ent"));
+        assert_eq!((m[0].fstype.as_str(), m[0].options.as_str()), ("ext3", "rw,noatime"));
+        assert_eq!(unescape_octal("a\\134b\\9"), "a\\b\\9");
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(parse_date_utc("Thu Feb 10 09:52:10 UTC 2022\n"), Some(1_644_486_730));
+        assert_eq!(parse_date_utc("Thu Feb 10 09:52:10 CET 2022\n"), None);
+        assert_eq!(parse_iso_words("Thu 2022-02-10 09:52:10 UTC"), Some(1_644_486_730));
+        assert_eq!(parse_iso_words("2022-02-10 09:52:10.5"), Some(1_644_486_730));
+        assert_eq!(parse_iso_words("2022-13-10 09:52:10"), None);
+        assert_eq!(parse_iso_words("20é2-02-10 x"), None);
+        assert_eq!(parse_offset("-0530"), Some(-(5 * 3600 + 30 * 60)));
+        assert_eq!(parse_offset("+05"), None);
+    }
+}
