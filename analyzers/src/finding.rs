@@ -32,11 +32,15 @@ pub struct Evidence {
     pub lines: Vec<String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub values: BTreeMap<String, Value>,
+    /// The files `entry` was made from, when the bundle is a sos report and the entry
+    /// one made from its listings (`scan/sockets.jsonl` from a netstat listing).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<String>,
 }
 
 impl Evidence {
     pub fn entry(entry: &str) -> Evidence {
-        Evidence { entry: entry.to_string(), lines: Vec::new(), values: BTreeMap::new() }
+        Evidence { entry: entry.to_string(), lines: Vec::new(), values: BTreeMap::new(), from: Vec::new() }
     }
 
     pub fn line(mut self, line: impl Into<String>) -> Evidence {

@@ -14,7 +14,7 @@ use std::rc::Rc;
 use std::sync::mpsc;
 
 use snap_bundle::manifest::Manifest;
-use snap_bundle::scan::{self, Filesystem, OpenFile, Socket};
+use snap_bundle::scan::{self, Filesystem, OpenFile, Process, Socket};
 use snap_bundle::{names, Bundle};
 
 /// Why a rule could not produce its verdict.
@@ -57,6 +57,7 @@ pub struct Input<'a> {
     prefetched_sockets: RefCell<Option<mpsc::Receiver<Need<Vec<Socket>>>>>,
     prefetched_descriptors: RefCell<Option<mpsc::Receiver<Need<Descriptors>>>>,
     entries: OnceCell<Vec<String>>,
+    processes: OnceCell<Need<Processes>>,
     /// Values derived once per analysis and shared by the rules (see [`Input::shared`]).
     memo: RefCell<HashMap<&'static str, Rc<dyn Any>>>,
 }
@@ -72,6 +73,7 @@ impl<'a> Input<'a> {
             prefetched_sockets: RefCell::new(None),
             prefetched_descriptors: RefCell::new(None),
             entries: OnceCell::new(),
+            processes: OnceCell::new(),
             memo: RefCell::new(HashMap::new()),
         }
     }
@@ -279,11 +281,90 @@ impl<'a> Input<'a> {
         }
     }
 
+    /// Every process, for the rules that walk them: from `proc/<pid>/stat` in a snap
+    /// bundle, else from the ps listings of a sos report (`scan/processes.jsonl`, made
+    /// from them). Each row names the entry it came from.
+    pub fn processes(&self) -> Need<&Processes> {
+        self.processes
+            .get_or_init(|| {
+                let pids = self.pids();
+                if !pids.is_empty() {
+                    let rows = pids
+                        .into_iter()
+                        .filter_map(|pid| {
+                            // A process whose stat cannot be parsed is left out.
+                            let stat = self.process_stat(pid).ok()?;
+                            Some((
+                                pid,
+                                ProcessRow {
+                                    pid,
+                                    ppid: stat.ppid.max(0) as u32,
+                                    state: stat.state,
+                                    comm: stat.comm,
+                                    threads: stat.num_threads.max(0) as u64,
+                                    entry: format!("proc/{pid}/stat"),
+                                },
+                            ))
+                        })
+                        .collect();
+                    return Ok(Processes { rows, from_stat: true });
+                }
+                let listed: Vec<Process> = match self.jsonl(names::PROCESSES) {
+                    Err(Skip::Missing(_)) => return Err(Skip::missing("proc/<pid>/stat")),
+                    other => other?,
+                };
+                let rows = listed
+                    .into_iter()
+                    .map(|p| {
+                        let row = ProcessRow {
+                            pid: p.pid,
+                            ppid: p.ppid,
+                            state: p.state.chars().next().unwrap_or('?'),
+                            comm: p.comm,
+                            threads: u64::from(p.threads),
+                            entry: if p.source.is_empty() { names::PROCESSES.to_string() } else { p.source },
+                        };
+                        (p.pid, row)
+                    })
+                    .collect();
+                Ok(Processes { rows, from_stat: false })
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Whether the bundle is a sos report read through [`snap_bundle::sos`].
+    pub fn sos(&self) -> Option<&snap_bundle::sos::Report> {
+        self.bundle.sos()
+    }
+
     /// `proc/meminfo` (or a sample of it), parsed by procfs-core.
     pub fn meminfo(&self, entry: &str) -> Need<procfs_core::Meminfo> {
         let bytes = self.raw(entry)?;
         meminfo(&bytes).map_err(|e| Skip::bad(entry, e))
     }
+}
+
+/// Every process of a bundle ([`Input::processes`]).
+#[derive(Debug, Default)]
+pub struct Processes {
+    pub rows: BTreeMap<u32, ProcessRow>,
+    /// True when the rows come from `proc/<pid>/stat`, false from ps listings.
+    pub from_stat: bool,
+}
+
+/// What the process rules need of one process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessRow {
+    pub pid: u32,
+    pub ppid: u32,
+    /// The state letter (`R`, `S`, `D`, `Z`...).
+    pub state: char,
+    pub comm: String,
+    /// Threads; 0 when the source does not say.
+    pub threads: u64,
+    /// The entry this row was read from (`proc/42/stat`, or a sos report's ps listing).
+    pub entry: String,
 }
 
 fn parse_sockets(bytes: &[u8]) -> Need<Vec<Socket>> {

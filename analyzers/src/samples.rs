@@ -11,7 +11,9 @@
 //! (`manifest.collector_pid`) is left out.
 //!
 //! A window needs at least two samples with a readable `proc/stat`; otherwise rules that
-//! need rates are not evaluated ([`NEED`]).
+//! need rates are not evaluated ([`NEED`]). A sos report has no sampling window: its
+//! window runs from boot to the report's `proc/stat` ([`Window::since_boot`]), and the
+//! rules say so in their findings ([`Window::span`]).
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -198,6 +200,9 @@ pub struct Window {
     pub clock_ticks: u64,
     /// snap's own pid, left out of per-process figures.
     pub collector_pid: Option<u32>,
+    /// True for a sos report's figures since boot: the first sample is the boot (every
+    /// counter zero), the last the report's `proc/stat`.
+    pub since_boot: bool,
 }
 
 impl Window {
@@ -217,42 +222,93 @@ impl Window {
             .unwrap_or_default();
         let indexes = input.samples_with("proc/stat");
         let mut samples = Vec::new();
+        let collector_pid = input.manifest().map(|m| m.collector_pid).filter(|p| *p > 0);
+        if indexes.is_empty() && input.sos().is_some() {
+            // Since boot: every counter starts at zero then, and the report's
+            // proc/stat holds them at the capture.
+            let up_ns = input.manifest().map(|m| m.clocks.boottime_ns).filter(|ns| *ns > 0);
+            let Ok(mut capture) = read_sample(input, &info, 1, "proc/stat".into(), up_ns) else {
+                return Err(Skip::Missing(vec!["proc/stat".into(), NEED.into()]));
+            };
+            let boot = Sample {
+                index: 0,
+                entry: capture.entry.clone(),
+                monotonic_ns: up_ns.map(|_| 0),
+                total: Ticks::default(),
+                cpus: capture.cpus.iter().map(|(id, _)| (*id, Ticks::default())).collect(),
+                procs_running: None,
+                procs_blocked: None,
+            };
+            capture.index = 1;
+            return Ok(Window {
+                samples: vec![boot, capture],
+                clock_ticks: si.clock_ticks,
+                collector_pid,
+                since_boot: true,
+            });
+        }
         for index in indexes {
             let entry = format!("samples/{index}/proc/stat");
-            let raw = input.raw(&entry)?;
-            let stat = KernelStats::from_read(&raw[..], &info).map_err(|e| Skip::bad(&entry, e))?;
-            let text = String::from_utf8_lossy(&raw);
-            let ids: Vec<u32> = text
-                .lines()
-                .filter_map(|l| l.strip_prefix("cpu").filter(|r| r.starts_with(|c: char| c.is_ascii_digit())))
-                .filter_map(|r| r.split_whitespace().next()?.parse().ok())
-                .collect();
-            let cpus = stat
-                .cpu_time
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    let id = if ids.len() == stat.cpu_time.len() { ids[i] } else { i as u32 };
-                    (id, Ticks::from_cpu(c))
-                })
-                .collect();
-            samples.push(Sample {
-                index,
-                entry,
-                monotonic_ns: clocks.get(&index).copied(),
-                total: Ticks::from_cpu(&stat.total),
-                cpus,
-                procs_running: stat.procs_running,
-                procs_blocked: stat.procs_blocked,
-            });
+            samples.push(read_sample(input, &info, index, entry, clocks.get(&index).copied())?);
         }
         if samples.len() < 2 {
             return Err(Skip::missing(NEED));
         }
-        let collector_pid = input.manifest().map(|m| m.collector_pid).filter(|p| *p > 0);
-        Ok(Window { samples, clock_ticks: si.clock_ticks, collector_pid })
+        Ok(Window { samples, clock_ticks: si.clock_ticks, collector_pid, since_boot: false })
     }
 
+    /// How the figures were taken, for a finding's summary: `over the 5.0 s sampling
+    /// window (rates from the window)`, or since boot for a sos report.
+    pub fn span(&self, r: &Rates) -> String {
+        if self.since_boot {
+            format!(
+                "since boot, {:.1} h ago (a sos report has no sampling window: CPU shares are since boot, \
+                 task counts from its one proc/stat)",
+                r.seconds / 3600.0
+            )
+        } else {
+            format!("over the {:.1} s sampling window (rates from the window)", r.seconds)
+        }
+    }
+}
+
+/// Reads one `proc/stat` of the window.
+fn read_sample(
+    input: &Input,
+    info: &ExplicitSystemInfo,
+    index: usize,
+    entry: String,
+    monotonic_ns: Option<u64>,
+) -> Need<Sample> {
+    let raw = input.raw(&entry)?;
+    let stat = KernelStats::from_read(&raw[..], info).map_err(|e| Skip::bad(&entry, e))?;
+    let text = String::from_utf8_lossy(&raw);
+    let ids: Vec<u32> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("cpu").filter(|r| r.starts_with(|c: char| c.is_ascii_digit())))
+        .filter_map(|r| r.split_whitespace().next()?.parse().ok())
+        .collect();
+    let cpus = stat
+        .cpu_time
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let id = if ids.len() == stat.cpu_time.len() { ids[i] } else { i as u32 };
+            (id, Ticks::from_cpu(c))
+        })
+        .collect();
+    Ok(Sample {
+        index,
+        entry,
+        monotonic_ns,
+        total: Ticks::from_cpu(&stat.total),
+        cpus,
+        procs_running: stat.procs_running,
+        procs_blocked: stat.procs_blocked,
+    })
+}
+
+impl Window {
     pub fn first(&self) -> &Sample {
         &self.samples[0]
     }
@@ -397,8 +453,8 @@ pub fn round1(v: f64) -> f64 {
 
 /// Evidence for window rates: the `cpu` lines of the first and last samples.
 pub fn stat_evidence(input: &Input, w: &Window) -> Vec<Evidence> {
-    [w.first(), w.last()]
-        .iter()
+    let ends = if w.since_boot { vec![w.last()] } else { vec![w.first(), w.last()] };
+    ends.iter()
         .map(|s| {
             let text = input.text(&s.entry).unwrap_or_default();
             text.lines()

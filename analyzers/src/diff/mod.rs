@@ -189,7 +189,7 @@ mod tests {
     use super::*;
 
     fn report(findings: Vec<Finding>) -> Report {
-        Report { snap_version: String::new(), bundle: None, findings, rules: BTreeMap::new() }
+        Report { snap_version: String::new(), bundle: None, findings, rules: BTreeMap::new(), sos_report: None }
     }
 
     fn finding(rule: &str, subject: &str, severity: Severity, facts: &[(&str, Value)]) -> Finding {

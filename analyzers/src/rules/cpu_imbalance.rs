@@ -74,10 +74,10 @@ impl Rule for CpuImbalance {
                 Severity::Warning,
                 format!("cpu {cpu}"),
                 format!(
-                    "CPU {cpu} {busy:.0}% busy while the other {} CPUs average {others_busy:.0}% over the {:.1} s \
-                     sampling window (rates from the window; irq+softirq {irq:.0}% of CPU {cpu}){}",
+                    "CPU {cpu} {busy:.0}% busy while the other {} CPUs average {others_busy:.0}% {}, \
+                     irq+softirq {irq:.0}% of CPU {cpu}{}",
                     others.len(),
-                    r.seconds,
+                    w.span(&r),
                     if names.is_empty() { String::new() } else { format!("; busiest: {}", names.join(", ")) }
                 ),
             );
@@ -106,6 +106,7 @@ impl Rule for CpuImbalance {
                     .fact("irq_share_of_busy_percent", round1(irq_share))
                     .fact("modes", samples::mode_facts(u))
                     .fact("window_seconds", round1(r.seconds))
+                    .fact("since_boot", w.since_boot)
                     .fact("busiest", samples::process_facts(&busiest))
                     .advice(advice),
             );

@@ -44,10 +44,9 @@ impl Rule for CpuIowait {
             severity,
             "host",
             format!(
-                "iowait {iowait:.1}% of all CPU time on {} CPUs over the {:.1} s sampling window (rates from the \
-                 window), {:.1} blocked tasks on average",
+                "iowait {iowait:.1}% of all CPU time on {} CPUs {}, {:.1} blocked tasks on average",
                 r.per_cpu.len(),
-                r.seconds,
+                w.span(&r),
                 w.mean_blocked().unwrap_or(0.0)
             ),
         );
@@ -62,6 +61,7 @@ impl Rule for CpuIowait {
             .fact("modes", samples::mode_facts(&r.total))
             .fact("mean_blocked", round1(w.mean_blocked().unwrap_or(0.0)))
             .fact("window_seconds", round1(r.seconds))
+            .fact("since_boot", w.since_boot)
             .advice(
                 "CPUs are waiting on storage. Find the busy device (iostat -x: %util, await) and \
                  the tasks in D state (load.io_bound); then use faster storage or more IOPS, \
@@ -100,5 +100,28 @@ mod tests {
         assert_eq!(f[0].severity, Severity::Warning);
         assert_eq!(f[0].facts["worst_cpu"], 1);
         assert_eq!(f[0].facts["mean_blocked"], 2.0);
+    }
+
+    #[test]
+    fn a_sos_report_is_judged_since_boot_and_says_so() {
+        // A sos report (its sos_commands/ marks it) has no samples: proc/stat since boot.
+        let b = bundle_with(&[
+            ("sos_commands/host/uptime", " 10:00:00 up 1 day,  2:00,  0 users,  load average: 0.00, 0.00, 0.00\n"),
+            ("proc/stat", &stat(&[[100, 0, 100, 500, 300, 0, 0, 0], [100, 0, 100, 500, 300, 0, 0, 0]], 1, 3)),
+        ]);
+        let f = CpuIowait.evaluate(&Input::new(&b)).unwrap();
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].facts["iowait_percent"], 30.0);
+        assert_eq!(f[0].facts["since_boot"], true);
+        assert!(
+            f[0].summary.contains("since boot, 26.0 h ago (a sos report has no sampling window"),
+            "{}",
+            f[0].summary
+        );
+        assert_eq!(f[0].evidence.len(), 1);
+        assert_eq!(f[0].evidence[0].entry, "proc/stat");
+        // Without the mark, the same files are a partial snap bundle: not evaluated.
+        let b = bundle_with(&[("proc/stat", &stat(&[[1, 0, 1, 5, 3, 0, 0, 0]], 1, 3))]);
+        assert!(matches!(CpuIowait.evaluate(&Input::new(&b)), Err(crate::Skip::Missing(_))));
     }
 }

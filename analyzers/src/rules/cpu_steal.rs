@@ -43,10 +43,9 @@ impl Rule for CpuSteal {
             severity,
             "host",
             format!(
-                "steal {steal:.1}% of all CPU time on {} CPUs over the {:.1} s sampling window (rates from the \
-                 window): the hypervisor ran something else",
+                "steal {steal:.1}% of all CPU time on {} CPUs {}: the hypervisor ran something else",
                 r.per_cpu.len(),
-                r.seconds
+                w.span(&r)
             ),
         );
         for e in samples::stat_evidence(input, &w) {
@@ -56,6 +55,7 @@ impl Rule for CpuSteal {
             .fact("steal_percent", round1(steal))
             .fact("modes", samples::mode_facts(&r.total))
             .fact("window_seconds", round1(r.seconds))
+            .fact("since_boot", w.since_boot)
             .advice(
                 "The CPU time is being taken by the hypervisor. Ask the platform: move the VM to \
                  another host, use dedicated or larger instances, check CPU credits of a \

@@ -45,10 +45,9 @@ impl Rule for CpuUser {
             Severity::Warning,
             "host",
             format!(
-                "user time {user:.1}% of all CPU time on {} CPUs over the {:.1} s sampling window (rates from \
-                 the window){}",
+                "user time {user:.1}% of all CPU time on {} CPUs {}{}",
                 r.per_cpu.len(),
-                r.seconds,
+                w.span(&r),
                 if names.is_empty() { String::new() } else { format!("; busiest: {}", names.join(", ")) }
             ),
         );
@@ -60,6 +59,7 @@ impl Rule for CpuUser {
             .fact("modes", samples::mode_facts(&r.total))
             .fact("cpus", r.per_cpu.len())
             .fact("window_seconds", round1(r.seconds))
+            .fact("since_boot", w.since_boot)
             .fact("busiest", samples::process_facts(&procs))
             .advice(
                 "The CPUs are busy running application code. Profile the busiest processes \

@@ -74,9 +74,8 @@ impl Rule for CpuBound {
             severity,
             "host",
             format!(
-                "{mean:.1} runnable tasks on average for {cpus} CPUs over the {:.1} s sampling window (rates from \
-                 the window; CPUs {:.0}% busy){}",
-                r.seconds,
+                "{mean:.1} runnable tasks on average for {cpus} CPUs {}, CPUs {:.0}% busy{}",
+                w.span(&r),
                 r.total.busy(),
                 if names.is_empty() { String::new() } else { format!("; busiest: {}", names.join(", ")) }
             ),
@@ -89,6 +88,7 @@ impl Rule for CpuBound {
         .fact("mean_blocked", round1(w.mean_blocked().unwrap_or(0.0)))
         .fact("busy_percent", round1(r.total.busy()))
         .fact("window_seconds", round1(r.seconds))
+        .fact("since_boot", w.since_boot)
         .fact("busiest", samples::process_facts(&procs))
         .advice(
             "Tasks are queueing for CPU time. Add CPUs, or reduce the number of busy threads \

@@ -28,12 +28,14 @@ impl Rule for LoadHigh {
     }
 
     fn inputs(&self) -> &'static [&'static str] {
-        &["proc/loadavg", "manifest.json or sys/devices/system/cpu/online or proc/stat (CPU count)"]
+        &[
+            "proc/loadavg (or a sos report's uptime)",
+            "manifest.json or sys/devices/system/cpu/online or proc/stat (CPU count)",
+        ]
     }
 
     fn evaluate(&self, input: &Input) -> Need<Vec<Finding>> {
-        let raw = input.raw("proc/loadavg")?;
-        let la = LoadAverage::from_read(&raw[..]).map_err(|e| Skip::bad("proc/loadavg", e))?;
+        let (la, runnable, evidence) = load_average(input)?;
         let cpus = input.online_cpus()?;
         let per_cpu = la.one as f64 / cpus as f64;
         if per_cpu < WARN_PER_CPU {
@@ -41,8 +43,7 @@ impl Rule for LoadHigh {
         }
         let severity = if per_cpu >= CRITICAL_PER_CPU { Severity::Critical } else { Severity::Warning };
         let trend = trend(la.one, la.five, la.fifteen);
-        let line = String::from_utf8_lossy(&raw).trim().to_string();
-        Ok(vec![Finding::new(
+        let f = Finding::new(
             self.id(),
             severity,
             "host",
@@ -51,20 +52,40 @@ impl Rule for LoadHigh {
                 la.one, la.five, la.fifteen
             ),
         )
-        .evidence(Evidence::entry("proc/loadavg").line(line))
+        .evidence(evidence)
         .fact("load1", la.one as f64)
         .fact("load5", la.five as f64)
         .fact("load15", la.fifteen as f64)
         .fact("cpus", cpus)
         .fact("load_per_cpu", (per_cpu * 100.0).round() / 100.0)
-        .fact("trend", trend)
-        .fact("runnable_now", la.cur)
-        .advice(
+        .fact("trend", trend);
+        let f = match runnable {
+            Some(cur) => f.fact("runnable_now", cur),
+            None => f,
+        };
+        Ok(vec![f.advice(
             "Work is waiting. Compare runnable tasks (procs_running, vmstat's r) with blocked \
              ones (procs_blocked, b): runnable tasks above the CPU count need more CPUs or fewer \
              busy threads; tasks in D state point at storage.",
         )])
     }
+}
+
+/// The load averages of `proc/loadavg`, else of a sos report's `uptime` (which has no
+/// runnable count: `runnable` is then None), with the evidence.
+fn load_average(input: &Input) -> Need<(LoadAverage, Option<u32>, Evidence)> {
+    let raw = match input.raw("proc/loadavg") {
+        Err(Skip::Missing(m)) => {
+            let Some(u) = input.sos().and_then(|r| r.uptime.as_ref()) else { return Err(Skip::Missing(m)) };
+            let [one, five, fifteen] = u.load.map(|l| l as f32);
+            let la = LoadAverage { one, five, fifteen, cur: 0, max: 0, latest_pid: 0 };
+            return Ok((la, None, Evidence::entry(&u.entry).line(u.line.clone())));
+        }
+        other => other?,
+    };
+    let la = LoadAverage::from_read(&raw[..]).map_err(|e| Skip::bad("proc/loadavg", e))?;
+    let line = String::from_utf8_lossy(&raw).trim().to_string();
+    Ok((la.clone(), Some(la.cur), Evidence::entry("proc/loadavg").line(line)))
 }
 
 /// `rising`, `falling` or `steady`, comparing the 1-minute average with the longer ones.

@@ -93,9 +93,8 @@ impl Rule for IoBound {
             Severity::Warning,
             "host",
             format!(
-                "{mean:.1} tasks blocked in I/O on average over the {:.1} s sampling window (rates from the \
-                 window; iowait {:.1}%){}",
-                r.seconds,
+                "{mean:.1} tasks blocked in I/O on average {}, iowait {:.1}%{}",
+                w.span(&r),
                 r.total.iowait,
                 if names.is_empty() { String::new() } else { format!("; in D state: {}", names.join(", ")) }
             ),
@@ -115,6 +114,7 @@ impl Rule for IoBound {
                 .collect::<Vec<_>>(),
         )
         .fact("window_seconds", round1(r.seconds))
+            .fact("since_boot", w.since_boot)
         .advice(
             "The load is tasks waiting on I/O, not CPU. Find the saturated device (iostat -x: \
              %util, await) and what the listed tasks wait on (wchan); then use faster storage \

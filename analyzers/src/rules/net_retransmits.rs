@@ -59,7 +59,8 @@ impl Rule for Retransmits {
          square root of the loss rate) and every retransmission timeout stalls a request for at \
          least 200 ms; 10 % means a broken link, a saturated queue or a peer that drops. Not \
          evaluated without two samples: since-boot counters mix the past with now, and are \
-         shown only as a fact beside a window finding. TCPTimeouts, TCPLostRetransmit, \
+         shown only as a fact beside a window finding; a sos report, which has no window, is \
+         judged on them with the same thresholds one level lower. TCPTimeouts, TCPLostRetransmit, \
          TCPFastRetrans and the scan's retransmitting sockets by peer say how and where."
     }
 
@@ -68,7 +69,12 @@ impl Rule for Retransmits {
     }
 
     fn evaluate(&self, input: &Input) -> Need<Vec<Finding>> {
-        let Some(w) = net_counters::window(input, SNMP)? else { return Err(Skip::missing(NEED)) };
+        let Some(w) = net_counters::window(input, SNMP)? else {
+            if input.sos().is_some() {
+                return self.since_boot(input);
+            }
+            return Err(Skip::missing(NEED));
+        };
         let (Some(out), Some(retrans)) = (w.delta("Tcp", "OutSegs"), w.delta("Tcp", "RetransSegs")) else {
             return Err(Skip::bad(&w.last.entry, "no Tcp OutSegs and RetransSegs counters"));
         };
@@ -146,6 +152,48 @@ impl Rule for Retransmits {
              answering, or a stateful firewall dropping). If the retransmitting sockets share one \
              peer, the problem is that peer or the path to it: compare with `snap show BUNDLE \
              netstat` and capture the traffic to it.",
+        )])
+    }
+}
+
+impl Retransmits {
+    /// A sos report's since-boot share: it has no sampling window. The same thresholds,
+    /// one level lower, since the figure mixes the past with now.
+    fn since_boot(&self, input: &Input) -> Need<Vec<Finding>> {
+        let r = net_counters::since_boot(input, SNMP)?;
+        let (Some(out), Some(retrans)) = (r.counters.get("Tcp", "OutSegs"), r.counters.get("Tcp", "RetransSegs"))
+        else {
+            return Err(Skip::bad(&r.entry, "no Tcp OutSegs and RetransSegs counters"));
+        };
+        if out < MIN_SEGMENTS {
+            return Ok(Vec::new());
+        }
+        let percent = retrans as f64 * 100.0 / out as f64;
+        if percent < WARN_PERCENT {
+            return Ok(Vec::new());
+        }
+        let severity = if percent >= CRITICAL_PERCENT { Severity::Warning } else { Severity::Info };
+        let span = net_counters::Span::SinceBoot(r);
+        let mut f = Finding::new(
+            self.id(),
+            severity,
+            "tcp",
+            format!(
+                "{percent:.1} % of TCP segments retransmitted since boot ({retrans} of {out} sent; a sos report \
+                 has no sampling window, so this mixes the past with now and is one level lower)"
+            ),
+        )
+        .fact("scope", "since_boot")
+        .fact("out_segs", out)
+        .fact("retrans_segs", retrans)
+        .fact("retrans_percent", round2(percent));
+        for e in span.evidence(&[("Tcp", "OutSegs"), ("Tcp", "RetransSegs")]) {
+            f = f.evidence(e);
+        }
+        Ok(vec![f.advice(
+            "Since-boot counters cannot say whether the loss is happening now. Take a snap bundle \
+             (`snap collect`) on the host to measure it over a window; meanwhile check the \
+             interfaces' error and drop counters (ip -s link, ethtool -S) in the report.",
         )])
     }
 }

@@ -44,6 +44,7 @@ impl Rule for PidPressure {
             THREADS_MAX,
             "proc/loadavg",
             "proc/<pid>/task/<tid>/stat (when loadavg is absent)",
+            "a sos report's ps listings (threads per process, when both are absent)",
             "proc/<pid>/stat (optional: threads and zombies per process)",
         ]
     }
@@ -135,6 +136,15 @@ fn task_count(input: &Input) -> Need<(u64, Evidence)> {
         })
         .count() as u64;
     if tasks == 0 {
+        // A sos report: the threads its ps listings give, process by process (one for a
+        // process seen only in a listing without thread counts).
+        if let Ok(procs) = input.processes() {
+            let total: u64 = procs.rows.values().map(|p| p.threads.max(1)).sum();
+            if !procs.from_stat && procs.rows.values().any(|p| p.threads > 0) {
+                let entry = procs.rows.values().next().map_or("", |p| p.entry.as_str());
+                return Ok((total, Evidence::entry(entry).value("threads of all processes", total)));
+            }
+        }
         return Err(Skip::Missing(vec!["proc/loadavg".into(), "proc/<pid>/task/<tid>/stat".into()]));
     }
     Ok((tasks, Evidence::entry("proc/<pid>/task/<tid>/stat").value("entries", tasks)))
@@ -144,12 +154,11 @@ fn task_count(input: &Input) -> Need<(u64, Evidence)> {
 fn biggest(input: &Input) -> (Vec<(u32, String, i64)>, u64) {
     let mut procs = Vec::new();
     let mut zombies = 0;
-    for pid in input.pids() {
-        let Ok(stat) = input.process_stat(pid) else { continue };
-        if stat.state == 'Z' {
+    for p in input.processes().map(|p| p.rows.values()).into_iter().flatten() {
+        if p.state == 'Z' {
             zombies += 1;
         }
-        procs.push((pid, stat.comm, stat.num_threads));
+        procs.push((p.pid, p.comm.clone(), p.threads as i64));
     }
     procs.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
     procs.truncate(5);

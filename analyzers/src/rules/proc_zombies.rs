@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::input::ProcessRow;
 use crate::{Evidence, Finding, Input, Need, Rule, Severity};
 
 pub struct Zombies;
@@ -27,30 +28,32 @@ impl Rule for Zombies {
     }
 
     fn inputs(&self) -> &'static [&'static str] {
-        &["proc/<pid>/stat"]
+        &["proc/<pid>/stat (or a sos report's ps listings)"]
     }
 
     fn evaluate(&self, input: &Input) -> Need<Vec<Finding>> {
-        let pids = input.pids();
-        if pids.is_empty() {
-            return Err(crate::Skip::missing("proc/<pid>/stat"));
-        }
-        let mut by_parent: BTreeMap<i32, Vec<(u32, String)>> = BTreeMap::new();
-        for pid in pids {
-            // A process whose stat cannot be parsed is skipped, not fatal for the rule.
-            let Ok(stat) = input.process_stat(pid) else { continue };
-            if stat.state == 'Z' {
-                by_parent.entry(stat.ppid).or_default().push((pid, stat.comm));
-            }
+        let procs = input.processes()?;
+        let mut by_parent: BTreeMap<u32, Vec<&ProcessRow>> = BTreeMap::new();
+        for p in procs.rows.values().filter(|p| p.state == 'Z') {
+            by_parent.entry(p.ppid).or_default().push(p);
         }
         let mut findings = Vec::new();
         for (ppid, zombies) in by_parent {
-            let parent = input.process_stat(ppid as u32).map(|s| s.comm).unwrap_or_else(|_| "?".into());
+            let parent_row = procs.rows.get(&ppid);
+            let parent = parent_row.map_or_else(|| "?".to_string(), |p| p.comm.clone());
             let severity = if zombies.len() >= WARN_PER_PARENT { Severity::Warning } else { Severity::Info };
-            let names: Vec<String> = zombies.iter().take(10).map(|(p, c)| format!("{p} ({c})")).collect();
-            let mut evidence = Evidence::entry(&format!("proc/{ppid}/stat")).value("comm", parent.clone());
-            for (p, c) in zombies.iter().take(10) {
-                evidence = evidence.line(format!("proc/{p}/stat: state Z, ppid {ppid}, comm {c}"));
+            let names: Vec<String> = zombies.iter().take(10).map(|z| format!("{} ({})", z.pid, z.comm)).collect();
+            // A snap bundle's evidence is each process's stat; a sos report's, the ps
+            // listing the rows came from.
+            let entry = match parent_row {
+                Some(p) if procs.from_stat => p.entry.clone(),
+                _ if procs.from_stat => format!("proc/{ppid}/stat"),
+                _ => zombies[0].entry.clone(),
+            };
+            let mut evidence = Evidence::entry(&entry).value("comm", parent.clone());
+            for z in zombies.iter().take(10) {
+                let at = if procs.from_stat { z.entry.clone() } else { format!("pid {}", z.pid) };
+                evidence = evidence.line(format!("{at}: state Z, ppid {ppid}, comm {}", z.comm));
             }
             findings.push(
                 Finding::new(
@@ -67,7 +70,7 @@ impl Rule for Zombies {
                 .fact("parent_pid", ppid)
                 .fact("parent", parent.clone())
                 .fact("zombies", zombies.len())
-                .fact("zombie_pids", zombies.iter().map(|(p, _)| *p).collect::<Vec<_>>())
+                .fact("zombie_pids", zombies.iter().map(|z| z.pid).collect::<Vec<_>>())
                 .advice(format!(
                     "{parent} does not wait() for its exited children. Fix its child handling \
                      (SIGCHLD handler or waitpid), or restart it: when it exits, init reaps them."
@@ -95,5 +98,23 @@ mod tests {
         assert_eq!(f[0].subject, "pid 100 (server)");
         assert_eq!(f[0].facts["zombies"], 2);
         assert_eq!(f[0].severity, Severity::Info);
+    }
+
+    #[test]
+    fn zombies_of_a_sos_report_come_from_its_ps_listing() {
+        // procps-ng 4.0.2's `ps alxwww`, as sos saves it.
+        let ps = "F   UID     PID    PPID PRI  NI    VSZ   RSS WCHAN  STAT TTY        TIME COMMAND
+4     0       1       0  20   0  32180  7408 -      Ss   ?          0:19 /sbin/init
+0     0    4242       1  20   0   5484  1024 -      S    ?          0:00 sleep 600
+1     0    4243    4242  20   0      0     0 -      Z    ?          0:00 [true] <defunct>
+1     0    4244    4242  20   0      0     0 -      Z    ?          0:00 [true] <defunct>
+";
+        let b = bundle_with(&[("sos_commands/process/ps_alxwww", ps)]);
+        let f = Zombies.evaluate(&Input::new(&b)).unwrap();
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].subject, "pid 4242 (sleep)");
+        assert_eq!(f[0].facts["zombie_pids"], serde_json::json!([4243, 4244]));
+        assert_eq!(f[0].evidence[0].entry, "sos_commands/process/ps_alxwww");
+        assert_eq!(f[0].evidence[0].lines[0], "pid 4243: state Z, ppid 4242, comm true");
     }
 }
