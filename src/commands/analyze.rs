@@ -106,17 +106,41 @@ fn label(s: Severity, color: bool) -> String {
 fn evidence_lines(f: &Finding) -> Vec<String> {
     let mut out = Vec::new();
     for e in &f.evidence {
+        // An entry made from a sos report's listings names them.
+        let entry =
+            if e.from.is_empty() { e.entry.clone() } else { format!("{} (from {})", e.entry, e.from.join(", ")) };
         for l in &e.lines {
-            out.push(format!("{}: {l}", e.entry));
+            out.push(format!("{entry}: {l}"));
         }
         if !e.values.is_empty() {
             let vals: Vec<String> = e.values.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            out.push(format!("{}: {}", e.entry, vals.join(" ")));
+            out.push(format!("{entry}: {}", vals.join(" ")));
         }
         if e.lines.is_empty() && e.values.is_empty() {
-            out.push(e.entry.clone());
+            out.push(entry);
         }
     }
+    out
+}
+
+/// How a sos report was read: one line per made entry and per host fact, and the notes.
+fn sos_lines(report: &Report) -> Vec<String> {
+    let Some(r) = &report.sos_report else { return Vec::new() };
+    let version = if r.version.is_empty() { "of an unknown version".to_string() } else { r.version.clone() };
+    let mut out = vec![format!("read as a sos report ({version}); no sampling window and no packet capture")];
+    for m in &r.made {
+        match &m.error {
+            None => out.push(format!("{} made from {} ({} records)", m.entry, m.from.join(" + "), m.records)),
+            Some(e) => out.push(format!("{} could not be made: {e}", m.entry)),
+        }
+    }
+    for f in &r.facts {
+        out.push(format!("{}: {} (from {})", f.name, f.value, f.from));
+    }
+    if let Some(u) = &r.uptime {
+        out.push(format!("load averages from {}", u.entry));
+    }
+    out.extend(r.notes.iter().map(|n| format!("note: {n}")));
     out
 }
 
@@ -142,7 +166,11 @@ fn host_line(report: &Report, path: &Path) -> String {
 }
 
 pub fn text(report: &Report, path: &Path, color: bool) -> String {
-    let mut o = format!("snap analyze: {}\n\n", host_line(report, path));
+    let mut o = format!("snap analyze: {}\n", host_line(report, path));
+    for l in sos_lines(report) {
+        o.push_str(&format!("  {l}\n"));
+    }
+    o.push('\n');
     if report.findings.is_empty() {
         o.push_str("No findings.\n");
     }
@@ -167,6 +195,13 @@ pub fn text(report: &Report, path: &Path, color: bool) -> String {
 
 pub fn markdown(report: &Report, path: &Path) -> String {
     let mut o = format!("## snap analyze: {}\n\n", host_line(report, path));
+    let sos = sos_lines(report);
+    for l in &sos {
+        o.push_str(&format!("- {}\n", md_cell(l)));
+    }
+    if !sos.is_empty() {
+        o.push('\n');
+    }
     if report.findings.is_empty() {
         o.push_str("No findings.\n\n");
     } else {

@@ -544,7 +544,12 @@ fn iostat(bundle: &snap_bundle::Bundle, args: &[String], out: &mut dyn Write) ->
     // Everything is read first, so that a bad entry is reported before anything is printed.
     let stat = text(&input, STAT)?;
     let cpu = parse_cpu(STAT, &stat)?;
-    let uptime_cs = parse_uptime(UPTIME, &text(&input, UPTIME)?)?;
+    let uptime_cs = if !input.has(UPTIME) && input.sos().is_some() {
+        // A sos report: its capture time less its boot time.
+        (super::procps::uptime_secs(&input)? * 100.0) as u64
+    } else {
+        parse_uptime(UPTIME, &text(&input, UPTIME)?)?
+    };
     let devices = if o.disk { boot_devices(&input)? } else { BTreeMap::new() };
     let boot = Reading { cpu, devices, uptime_cs };
     let window = if o.window { Some(window(&input)?) } else { None };

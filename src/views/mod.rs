@@ -99,12 +99,38 @@ pub fn find(name: &str) -> Option<&'static View> {
 /// The list of views, each with whether this bundle has the entries it needs.
 pub fn list(bundle: &Bundle, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "views of {} (snap show BUNDLE VIEW [OPTIONS]):", bundle.path().display())?;
+    let input = Input::new(bundle);
     for v in registry() {
-        let missing: Vec<&str> = v.needs.iter().copied().filter(|e| !matches!(bundle.get(e), Ok(Some(_)))).collect();
+        let missing: Vec<&str> = v
+            .needs
+            .iter()
+            .copied()
+            .filter(|e| match *e {
+                PER_PROCESS => input.pids().is_empty(),
+                e => !matches!(bundle.get(e), Ok(Some(_))) && !procps::stands_in(&input, e),
+            })
+            .collect();
         let status = if missing.is_empty() { "available".to_string() } else { format!("needs {}", missing.join(", ")) };
         writeln!(out, "  {:<14} {}  [{}]", v.name, v.replays, status)?;
     }
     Ok(())
+}
+
+/// What the process views need: a stat file per process.
+pub(crate) const PER_PROCESS: &str = "proc/<pid>/stat";
+
+/// Refuses a view of processes on a bundle that has none (a sos report keeps only
+/// ps listings, which `snap analyze` reads).
+fn need_processes(input: &Input) -> Result<(), ViewError> {
+    if !input.pids().is_empty() {
+        return Ok(());
+    }
+    let hint = if input.sos().is_some() {
+        ": a sos report keeps only ps listings (sos_commands/process/ps_*), which `snap analyze` reads"
+    } else {
+        ""
+    };
+    Err(ViewError::Input(format!("the bundle has no {PER_PROCESS}{hint}")))
 }
 
 /// Options of the classic single-letter kind (`-nn`, `-A`, `-c 10`): the letters given,

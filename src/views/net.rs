@@ -346,7 +346,10 @@ impl NetstatOptions {
 /// pid/argv[0] as netstat's prg_cache_load makes it.
 fn netstat_program(input: &Input, owner: Option<&SocketOwner>) -> String {
     let Some(o) = owner else { return "-".into() };
-    let raw = input.raw(&format!("proc/{}/cmdline", o.pid)).map(|c| c.into_owned()).unwrap_or_default();
+    let Ok(raw) = input.raw(&format!("proc/{}/cmdline", o.pid)) else {
+        // No command line (a sos report): the name the scan holds, from netstat or ss.
+        return format!("{}/{}", o.pid, o.program).chars().take(19).collect();
+    };
     let raw = &raw[..raw.len().min(511)];
     let argv0 = raw.split(|&b| b == 0).next().unwrap_or_default();
     let argv0 = String::from_utf8_lossy(argv0);

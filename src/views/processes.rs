@@ -33,7 +33,7 @@ use super::{bad, letter_options, skip, text, View, ViewError};
 pub const PS: View = View {
     name: "ps",
     replays: "ps at capture time: aux (BSD user format), -e, -ef, -eL, -eLf (threads)",
-    needs: &["proc/stat", "proc/uptime", "proc/meminfo"],
+    needs: &["proc/stat", "proc/uptime", "proc/meminfo", super::PER_PROCESS],
     render: ps,
 };
 
@@ -346,6 +346,7 @@ fn ps(bundle: &snap_bundle::Bundle, args_in: &[String], out: &mut dyn Write) -> 
     let (style, threads) = ps_options(args_in)?;
     let input = Input::new(bundle);
     let host = ps_host(&input)?;
+    super::need_processes(&input)?;
     let users = passwd(&input);
     let mut tasks = Vec::new();
     for pid in input.pids() {
@@ -529,13 +530,10 @@ fn ps_host(input: &Input) -> Result<Host, ViewError> {
         .lines()
         .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())
         .ok_or_else(|| bad("proc/stat", "no btime line"))?;
-    let up_text = text(input, "proc/uptime")?;
-    let up: f64 = up_text
-        .split_whitespace()
-        .next()
-        .and_then(|w| w.parse().ok())
-        .filter(|v: &f64| v.is_finite() && *v >= 0.0)
-        .ok_or_else(|| bad("proc/uptime", format!("no uptime in {:?}", up_text.trim())))?;
+    let up = super::procps::uptime_secs(input)?;
+    if up < 0.0 {
+        return Err(bad("proc/uptime", format!("a negative uptime ({up})")));
+    }
     let mem = input.meminfo("proc/meminfo").map_err(skip)?;
     let (now, offset) = match input.manifest().filter(|m| m.clocks.realtime_ns > 0) {
         Some(m) => ((m.clocks.realtime_ns / 1_000_000_000) as i64, m.host.utc_offset_seconds),

@@ -78,6 +78,39 @@ pub(super) fn leading_numbers(input: &Input, entry: &str, n: usize) -> Result<Ve
     Ok(v)
 }
 
+/// Seconds since boot at the capture: proc/uptime, else (a sos report, which has no
+/// copy of it) the report's capture time less its boot time.
+pub(super) fn uptime_secs(input: &Input) -> Result<f64, ViewError> {
+    if !input.has(UPTIME_FILE) && input.sos().is_some() {
+        if let Some(ns) = input.manifest().map(|m| m.clocks.boottime_ns).filter(|ns| *ns > 0) {
+            return Ok(ns as f64 / 1e9);
+        }
+    }
+    Ok(leading_numbers(input, UPTIME_FILE, 2)?[0])
+}
+
+/// The 1-, 5- and 15-minute load averages: proc/loadavg, else a sos report's `uptime`.
+pub(super) fn load_averages(input: &Input) -> Result<[f64; 3], ViewError> {
+    if !input.has(LOADAVG) {
+        if let Some(u) = input.sos().and_then(|r| r.uptime.as_ref()) {
+            return Ok(u.load);
+        }
+    }
+    let v = leading_numbers(input, LOADAVG, 3)?;
+    Ok([v[0], v[1], v[2]])
+}
+
+/// Whether a view's needed entry is there, or stood in for in a sos report (proc/uptime
+/// and proc/loadavg by the report's clocks and `uptime`).
+pub(super) fn stands_in(input: &Input, entry: &str) -> bool {
+    match entry {
+        UPTIME_FILE => uptime_secs(input).is_ok(),
+        LOADAVG => load_averages(input).is_ok(),
+        snap_bundle::names::KMSG => input.sos().is_some() && input.has("sos_commands/kernel/dmesg"),
+        _ => false,
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // uptime
 
@@ -90,7 +123,7 @@ fn uptime(bundle: &snap_bundle::Bundle, args: &[String], out: &mut dyn Write) ->
         }
     }
     let input = Input::new(bundle);
-    let up = leading_numbers(&input, UPTIME_FILE, 2)?[0];
+    let up = uptime_secs(&input)?;
     // procps handles -s as soon as it sees it, whatever else was asked.
     if since {
         let (now_ns, offset) = capture_time(&input, up)?;
@@ -103,9 +136,9 @@ fn uptime(bundle: &snap_bundle::Bundle, args: &[String], out: &mut dyn Write) ->
         return Ok(());
     }
     let (now_ns, offset) = capture_time(&input, up)?;
-    let load = leading_numbers(&input, LOADAVG, 3)?;
+    let load = load_averages(&input)?;
     let users = users(&input);
-    writeln!(out, "{}", uptime_line((now_ns / 1_000_000_000) as i64, offset, up, users, [load[0], load[1], load[2]]))?;
+    writeln!(out, "{}", uptime_line((now_ns / 1_000_000_000) as i64, offset, up, users, load))?;
     Ok(())
 }
 

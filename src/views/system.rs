@@ -653,6 +653,30 @@ enum TimeFormat {
     None,
 }
 
+/// The kernel log files a sos report may hold, by the time format they print.
+const SOS_DMESG: [(&str, TimeFormat); 2] =
+    [("sos_commands/kernel/dmesg", TimeFormat::Plain), ("sos_commands/kernel/dmesg_-T", TimeFormat::Ctime)];
+
+/// A sos report's `dmesg` output, printed as sos saved it: it has no kernel/kmsg.txt
+/// records to render again, so only the format sos ran is available, without filters.
+fn sos_dmesg(input: &Input, format: TimeFormat, filters: bool, out: &mut dyn Write) -> Result<(), ViewError> {
+    let held: Vec<&(&str, TimeFormat)> = SOS_DMESG.iter().filter(|(e, _)| input.has(e)).collect();
+    if held.is_empty() {
+        return Err(ViewError::Input(format!("the bundle has no {} nor a sos report's dmesg output", names::KMSG)));
+    }
+    let pick = held.iter().find(|(_, f)| *f == format).filter(|_| !filters);
+    let Some((entry, _)) = pick else {
+        let have: Vec<&str> = held.iter().map(|(e, _)| *e).collect();
+        return Err(ViewError::Input(format!(
+            "a sos report keeps dmesg's output, not kernel/kmsg.txt's records: it holds {}, shown without options \
+             (dmesg for sos_commands/kernel/dmesg, dmesg -T for dmesg_-T)",
+            have.join(" and ")
+        )));
+    };
+    out.write_all(input.raw(entry).map_err(skip)?.as_ref())?;
+    Ok(())
+}
+
 fn dmesg(bundle: &snap_bundle::Bundle, args: &[String], out: &mut dyn Write) -> Result<(), ViewError> {
     let longs = [("ctime", 'T'), ("notime", 't'), ("level", 'l'), ("kernel", 'k'), ("userspace", 'u')];
     let args = short_forms("dmesg", args, &longs, "l")?;
@@ -672,6 +696,9 @@ fn dmesg(bundle: &snap_bundle::Bundle, args: &[String], out: &mut dyn Write) -> 
         }
     }
     let input = Input::new(bundle);
+    if !input.has(names::KMSG) && input.sos().is_some() {
+        return sos_dmesg(&input, format, levels.is_some() || kernel || user, out);
+    }
     let raw = input.raw(names::KMSG).map_err(skip)?;
     let records = kmsg::parse(&raw);
     if records.is_empty() && raw.iter().any(|b| !b.is_ascii_whitespace()) {

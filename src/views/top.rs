@@ -31,14 +31,14 @@ use snap_analyzers::samples::{Ticks, Window};
 use snap_analyzers::Input;
 
 use super::processes::{parse_stat, passwd};
-use super::procps::{capture_time, leading_numbers, mem, uptime_line, users, Mem};
+use super::procps::{capture_time, load_averages, mem, uptime_line, uptime_secs, users, Mem};
 use super::{bad, skip, text};
 use super::{letter_options, View, ViewError};
 
 pub const TOP: View = View {
     name: "top",
     replays: "top -b -n1: summary, %Cpu over the window, processes by %CPU over the window; -1 (per CPU), -w N",
-    needs: &["proc/uptime", "proc/loadavg", "proc/meminfo", "proc/stat"],
+    needs: &["proc/uptime", "proc/loadavg", "proc/meminfo", "proc/stat", super::PER_PROCESS],
     render: top,
 };
 
@@ -246,14 +246,15 @@ fn top(bundle: &snap_bundle::Bundle, args: &[String], out: &mut dyn Write) -> Re
     let page_kib = (info.page_size / 1024).max(1);
 
     // Everything read before anything is printed, so that a bad entry leaves no half output.
-    let up = leading_numbers(&input, "proc/uptime", 2)?[0];
-    let load = leading_numbers(&input, "proc/loadavg", 3)?;
+    let up = uptime_secs(&input)?;
+    let load = load_averages(&input)?;
     let (now_ns, offset) = capture_time(&input, up)?;
     let m = mem(&input, MEMINFO)?;
     if !input.has("proc/stat") {
         return Err(ViewError::Input("the bundle has no proc/stat".into()));
     }
     let window = Window::read(&input).map_err(skip)?;
+    super::need_processes(&input)?;
     let (first, last) = (window.first(), window.last());
     let seconds = window.seconds_between(first, last) as f32;
     let names = passwd(&input);
