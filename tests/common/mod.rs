@@ -9,6 +9,7 @@ use serde_json::Value;
 
 pub mod netns;
 pub mod rng;
+pub mod tar;
 
 pub fn snap() -> Command {
     Command::new(env!("CARGO_BIN_EXE_snap"))
