@@ -186,17 +186,20 @@ fn zombies_of(pid: u32) -> usize {
         .count()
 }
 
-/// `sos report --batch` with the plugins the test needs, in `dir`; the report's path.
-fn sos_report(dir: &Path) -> PathBuf {
+/// `sos report --batch` with the plugins the test needs, in a new folder of `dir`; the
+/// report's path.
+fn sos_report(dir: &Path, name: &str) -> PathBuf {
+    let dir = dir.join(name);
+    std::fs::create_dir(&dir).unwrap();
     let out = Command::new("sos")
         .args(["report", "--batch", "--quiet", "-o", "process,filesys,networking,kernel,memory,host,date"])
         .arg("--tmp-dir")
-        .arg(dir)
+        .arg(&dir)
         .stdin(Stdio::null())
         .output()
         .expect("sos (Debian package sosreport) is installed: .ci/run installs it");
     assert!(out.status.success(), "sos report failed: {}", String::from_utf8_lossy(&out.stderr));
-    let mut reports: Vec<PathBuf> = std::fs::read_dir(dir)
+    let mut reports: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.to_string_lossy().ends_with(".tar.xz"))
@@ -211,6 +214,8 @@ fn a_report_made_by_sos_shows_the_conditions_the_test_made() {
         println!("skipped: sos report needs root (CI runs as root)");
         return;
     }
+    let dir = tempfile::tempdir().unwrap();
+    let before = sos_report(dir.path(), "before");
     // Zombies: six children that `sleep` never reaps.
     let mut parent = zombie_parent(6);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -236,8 +241,7 @@ fn a_report_made_by_sos_shows_the_conditions_the_test_made() {
         drop(client);
     }
 
-    let dir = tempfile::tempdir().unwrap();
-    let report = sos_report(dir.path());
+    let report = sos_report(dir.path(), "after");
     let r = analyze_json(&report);
     let me = std::process::id();
 
@@ -267,6 +271,19 @@ fn a_report_made_by_sos_shows_the_conditions_the_test_made() {
     // lsof +L1 replays the deleted file from the report.
     let lsof = show_ok(&report, &["lsof", "+L1"]);
     assert!(lsof.lines().any(|l| l.contains("snap-sos-held.log") && l.contains(&me.to_string())), "{lsof}");
+
+    // snap diff of the two reports: the new findings, the process started, the
+    // CLOSE_WAIT growth of this process.
+    let out = snap().args(["diff", "--format", "json"]).arg(&before).arg(&report).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d["host"]["same_host"], true);
+    let new = d["findings"]["new"].as_array().unwrap();
+    assert!(new.iter().any(|f| f["rule"] == "proc.zombies" && f["facts"]["parent_pid"] == parent.id()), "{new:?}");
+    let started = d["processes"]["started"].as_array().unwrap();
+    assert!(started.iter().any(|p| p["pid"] == parent.id() && p["command"] == "sleep"), "{started:?}");
+    let cw = d["processes"]["close_wait"].as_array().unwrap();
+    assert!(cw.iter().any(|g| g["pid"] == me && g["before"] == 0 && g["after"] == 20), "{cw:?}");
 
     parent.kill().unwrap();
     parent.wait().unwrap();

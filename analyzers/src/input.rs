@@ -302,6 +302,7 @@ impl<'a> Input<'a> {
                                     state: stat.state,
                                     comm: stat.comm,
                                     threads: stat.num_threads.max(0) as u64,
+                                    rss_bytes: Some(stat.rss.saturating_mul(self.system_info().page_size)),
                                     entry: format!("proc/{pid}/stat"),
                                 },
                             ))
@@ -322,6 +323,7 @@ impl<'a> Input<'a> {
                             state: p.state.chars().next().unwrap_or('?'),
                             comm: p.comm,
                             threads: u64::from(p.threads),
+                            rss_bytes: p.rss_kib.map(|k| k.saturating_mul(1024)),
                             entry: if p.source.is_empty() { names::PROCESSES.to_string() } else { p.source },
                         };
                         (p.pid, row)
@@ -363,6 +365,8 @@ pub struct ProcessRow {
     pub comm: String,
     /// Threads; 0 when the source does not say.
     pub threads: u64,
+    /// Resident memory, when the source says.
+    pub rss_bytes: Option<u64>,
     /// The entry this row was read from (`proc/42/stat`, or a sos report's ps listing).
     pub entry: String,
 }

@@ -25,7 +25,8 @@ pub struct ProcessChanges {
 pub struct Process {
     pub pid: u32,
     pub command: String,
-    /// Start time in clock ticks after boot (`/proc/<pid>/stat` field 22).
+    /// Start time in clock ticks after boot (`/proc/<pid>/stat` field 22); 0 for a sos
+    /// report, whose processes are matched by pid and command.
     pub start_ticks: u64,
 }
 
@@ -71,7 +72,7 @@ type Measure = fn(&Seen) -> Option<u64>;
 /// What one bundle says of one process.
 struct Seen {
     command: String,
-    rss_bytes: u64,
+    rss_bytes: Option<u64>,
     threads: u64,
     open_files: Option<u64>,
 }
@@ -79,6 +80,7 @@ struct Seen {
 fn seen(i: &Input) -> BTreeMap<(u32, u64), Seen> {
     let page = i.system_info().page_size;
     let fds = i.descriptors().ok();
+    let open_files = |pid: u32| fds.and_then(|d| d.per_pid.get(&pid)).map(|p| p.count);
     let mut out = BTreeMap::new();
     for pid in i.pids() {
         let Ok(s) = i.process_stat(pid) else { continue };
@@ -86,11 +88,24 @@ fn seen(i: &Input) -> BTreeMap<(u32, u64), Seen> {
             (pid, s.starttime),
             Seen {
                 command: s.comm.clone(),
-                rss_bytes: s.rss.saturating_mul(page),
+                rss_bytes: Some(s.rss.saturating_mul(page)),
                 threads: s.num_threads.max(0) as u64,
-                open_files: fds.and_then(|d| d.per_pid.get(&pid)).map(|p| p.count),
+                open_files: open_files(pid),
             },
         );
+    }
+    // A sos report's ps listings: no start time in ticks, so a pid whose command changed
+    // is another process (see `compare`).
+    if out.is_empty() {
+        for p in i.processes().map(|p| p.rows.values()).into_iter().flatten() {
+            let seen = Seen {
+                command: p.comm.clone(),
+                rss_bytes: p.rss_bytes,
+                threads: p.threads,
+                open_files: open_files(p.pid),
+            };
+            out.insert((p.pid, 0), seen);
+        }
     }
     out
 }
@@ -117,15 +132,21 @@ pub fn compare(b: &Facts, a: &Facts, skipped: &mut BTreeMap<String, String>) -> 
             command: s.command.clone(),
             start_ticks: *start,
         };
-        out.started = sa.iter().filter(|(k, _)| !sb.contains_key(k)).map(|(k, s)| process(k, s)).collect();
-        out.exited = sb.iter().filter(|(k, _)| !sa.contains_key(k)).map(|(k, s)| process(k, s)).collect();
+        // The same process on both sides: same pid and start; when the start is unknown
+        // (0: a sos report), the same command is what tells a reused pid apart.
+        let same = |k: &(u32, u64), s: &Seen, other: &BTreeMap<(u32, u64), Seen>| {
+            other.get(k).is_some_and(|o| k.1 != 0 || o.command == s.command)
+        };
+        out.started = sa.iter().filter(|(k, s)| !same(k, s, sb)).map(|(k, s)| process(k, s)).collect();
+        out.exited = sb.iter().filter(|(k, s)| !same(k, s, sa)).map(|(k, s)| process(k, s)).collect();
         let measures: [(&'static str, Measure); 3] =
-            [("rss", |s| Some(s.rss_bytes)), ("threads", |s| Some(s.threads)), ("open files", |s| s.open_files)];
+            [("rss", |s| s.rss_bytes), ("threads", |s| Some(s.threads)), ("open files", |s| s.open_files)];
         for (measure, get) in measures {
             let mut grew: Vec<Growth> = sa
                 .iter()
                 .filter_map(|(k, s)| {
-                    let (before, after) = (get(sb.get(k)?)?, get(s)?);
+                    let old = sb.get(k).filter(|o| k.1 != 0 || o.command == s.command)?;
+                    let (before, after) = (get(old)?, get(s)?);
                     (after > before).then(|| Growth { measure, pid: k.0, command: s.command.clone(), before, after })
                 })
                 .collect();
