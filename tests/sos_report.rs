@@ -158,6 +158,20 @@ fn the_corpus_report_shows_its_classic_views() {
 }
 
 #[test]
+fn inspect_says_how_the_report_was_read() {
+    let out = snap().arg("inspect").arg(corpus_report()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for line in [
+        "  read as a sos report (4.2, top directory sosreport-vault-2021)",
+        "  scan/sockets.jsonl made from sos_commands/networking/netstat_-W_-neopa (348 records)",
+        "  captured: 2022-02-10T09:51:32Z (from sos_commands/date/date_--utc)",
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(line)), "{line:?} in\n{text}");
+    }
+}
+
+#[test]
 fn a_diff_of_a_report_with_itself_is_empty() {
     let archive = corpus_report();
     let out = snap().arg("diff").arg(&archive).arg(&archive).output().unwrap();

@@ -123,25 +123,9 @@ fn evidence_lines(f: &Finding) -> Vec<String> {
     out
 }
 
-/// How a sos report was read: one line per made entry and per host fact, and the notes.
+/// How a sos report was read (see [`snap_bundle::sos::Report::summary`]).
 fn sos_lines(report: &Report) -> Vec<String> {
-    let Some(r) = &report.sos_report else { return Vec::new() };
-    let version = if r.version.is_empty() { "of an unknown version".to_string() } else { r.version.clone() };
-    let mut out = vec![format!("read as a sos report ({version}); no sampling window and no packet capture")];
-    for m in &r.made {
-        match &m.error {
-            None => out.push(format!("{} made from {} ({} records)", m.entry, m.from.join(" + "), m.records)),
-            Some(e) => out.push(format!("{} could not be made: {e}", m.entry)),
-        }
-    }
-    for f in &r.facts {
-        out.push(format!("{}: {} (from {})", f.name, f.value, f.from));
-    }
-    if let Some(u) = &r.uptime {
-        out.push(format!("load averages from {}", u.entry));
-    }
-    out.extend(r.notes.iter().map(|n| format!("note: {n}")));
-    out
+    report.sos_report.as_ref().map(|r| r.summary()).unwrap_or_default()
 }
 
 fn rule_summary(report: &Report) -> (usize, usize, Vec<(String, String)>) {

@@ -63,8 +63,18 @@ fn json(bundle: &Bundle, names: &[String]) {
         "entry_count": names.len(),
         "status_counts": status_counts(bundle),
         "manifest": bundle.manifest(),
+        "sos_report": bundle.sos(),
     });
     println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+}
+
+/// A sos report: how it was read (the manifest fields of a snap collection mean
+/// nothing for it).
+fn sos_text(r: &snap_bundle::sos::Report, names: &[String]) {
+    for line in r.summary() {
+        println!("  {}", clean(&line));
+    }
+    println!("entries     {} (with the made ones)", names.len());
 }
 
 /// Text from a bundle made safe for a terminal: control characters (the escape
@@ -78,6 +88,9 @@ fn clean(s: &str) -> Cow<'_, str> {
 
 fn text(bundle: &Bundle, names: &[String], all: bool) {
     println!("bundle      {}", clean(&bundle.path().display().to_string()));
+    if let Some(r) = bundle.sos() {
+        return sos_text(r, names);
+    }
     let Some(m) = bundle.manifest() else {
         println!("manifest    none (a hand-made or third-party tree)");
         println!("entries     {}", names.len());

@@ -145,6 +145,30 @@ pub struct Report {
     pub notes: Vec<String>,
 }
 
+impl Report {
+    /// How the report was read, one line each: its version, the entries made and the
+    /// host facts with the files they came from, and the notes.
+    pub fn summary(&self) -> Vec<String> {
+        let version = if self.version.is_empty() { "of an unknown version" } else { self.version.as_str() };
+        let top = self.top.as_deref().map(|t| format!(", top directory {t}")).unwrap_or_default();
+        let mut out = vec![format!("read as a sos report ({version}{top}); no sampling window and no packet capture")];
+        for m in &self.made {
+            match &m.error {
+                None => out.push(format!("{} made from {} ({} records)", m.entry, m.from.join(" + "), m.records)),
+                Some(e) => out.push(format!("{} could not be made: {e}", m.entry)),
+            }
+        }
+        for f in &self.facts {
+            out.push(format!("{}: {} (from {})", f.name, f.value, f.from));
+        }
+        if let Some(u) = &self.uptime {
+            out.push(format!("uptime: {} (from {})", u.line, u.entry));
+        }
+        out.extend(self.notes.iter().map(|n| format!("note: {n}")));
+        out
+    }
+}
+
 /// An entry made from listings of the report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Made {
