@@ -354,3 +354,43 @@ fn a_report_cut_short_is_refused_naming_where() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+#[test]
+fn garbage_or_a_cut_in_any_listing_is_named_never_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = extract(&corpus_report(), dir.path());
+    let listings = [
+        ("sos_commands/filesys/lsof_-b_M_-n_-l_-P", "scan/open_files.jsonl"),
+        ("sos_commands/networking/netstat_-W_-neopa", "scan/sockets.jsonl"),
+        ("sos_commands/filesys/df_-al_-x_autofs", "scan/filesystems.jsonl"),
+        ("sos_commands/process/ps_auxwwwm", "scan/processes.jsonl"),
+    ];
+    let mut rng = common::rng::Rng::new(0x5eed_0505);
+    for (listing, entry) in listings {
+        let path = root.join(listing);
+        let good = std::fs::read(&path).unwrap();
+        let mut garbage = good.clone();
+        for _ in 0..good.len() / 20 {
+            let at = rng.below(garbage.len());
+            garbage[at] = rng.below(256) as u8;
+        }
+        let cut = good[..rng.below(good.len())].to_vec();
+        for (what, bytes) in [("garbage", garbage), ("cut", cut), ("binary", vec![0xff; 4096]), ("empty", Vec::new())] {
+            std::fs::write(&path, &bytes).unwrap();
+            let out = snap().args(["analyze", "--format", "json"]).arg(&root).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(0), "{listing} {what}: {err}");
+            assert!(!err.contains("panicked"), "{listing} {what}: {err}");
+            let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+            // Whatever was made of it, a failure names the listing.
+            if let Some(e) = made(&r, entry).get("error") {
+                assert!(e.as_str().unwrap().contains(listing), "{listing} {what}: {e}");
+            }
+            for (rule, s) in r["rules"].as_object().unwrap() {
+                let s = s.as_str().unwrap();
+                assert!(!s.starts_with("failed") || s.contains(listing), "{listing} {what}: {rule}: {s}");
+            }
+        }
+        std::fs::write(&path, &good).unwrap();
+    }
+}
