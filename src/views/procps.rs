@@ -272,6 +272,38 @@ pub(super) struct Mem {
     pub(super) committed_as: u64,
 }
 
+/// A sos report's `free` output (KiB), read when it has no proc/meminfo.
+const SOS_FREE: &str = "sos_commands/memory/free";
+
+/// [`Mem`] from a sos report's `free` output: the figures `free` printed, without the
+/// ones it does not print (buffers apart from cache, low/high, commit).
+fn sos_mem(input: &Input) -> Result<Mem, ViewError> {
+    let f = snap_bundle::sos::uptime::parse_free(&text(input, SOS_FREE)?).map_err(|e| bad(SOS_FREE, e))?;
+    Ok(Mem {
+        total: f.mem_total_kib,
+        free: f.mem_free_kib,
+        // As procps does without MemAvailable.
+        available: f.available_kib.unwrap_or(f.mem_free_kib),
+        used: f.mem_used_kib,
+        shared: f.shared_kib.unwrap_or(0),
+        buffers: 0,
+        cached_all: f.buff_cache_kib.unwrap_or(0),
+        active: 0,
+        inactive: 0,
+        swap_total: f.swap_total_kib,
+        swap_free: f.swap_free_kib,
+        swap_used: f.swap_used_kib,
+        low_total: f.mem_total_kib,
+        low_free: f.mem_free_kib,
+        low_used: f.mem_used_kib,
+        high_total: 0,
+        high_free: 0,
+        high_used: 0,
+        commit_limit: 0,
+        committed_as: 0,
+    })
+}
+
 pub(super) fn mem(input: &Input, entry: &str) -> Result<Mem, ViewError> {
     let m = input.meminfo(entry).map_err(skip)?;
     let kb = |v: u64| v / 1024;
@@ -377,7 +409,18 @@ fn free(bundle: &snap_bundle::Bundle, args: &[String], out: &mut dyn Write) -> R
             _ => commit = true,
         }
     }
-    let m = mem(&Input::new(bundle), MEMINFO)?;
+    let input = Input::new(bundle);
+    let m = if !input.has(MEMINFO) && input.sos().is_some() && input.has(SOS_FREE) {
+        if wide || lohi || commit {
+            return Err(ViewError::Input(format!(
+                "the bundle has no {MEMINFO}: a sos report's {SOS_FREE} has no buffers/cache split, low/high \
+                 or commit figures (-w, -l, -v)"
+            )));
+        }
+        sos_mem(&input)?
+    } else {
+        mem(&input, MEMINFO)?
+    };
     let row = |label: &str, values: &[u64]| {
         let mut s = format!("{label:<9}");
         for (i, v) in values.iter().enumerate() {
