@@ -28,6 +28,7 @@ use serde::Serialize;
 
 use crate::manifest::{Clocks, HostFacts, Manifest};
 use crate::names;
+use crate::scan::{OpenFile, Socket};
 
 /// Where a sos report's tree starts in an archive: under one top directory
 /// (`sosreport-host-2022-02-10-abcdef/`), or at the root.
@@ -356,15 +357,37 @@ fn open_files(files: &dyn Files, t: &mut Translation) {
         }
     }
     candidates.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-    let Some((_, name, text)) = candidates.first() else { return };
     if candidates.len() > 1 {
-        let others: Vec<&str> = candidates[1..].iter().map(|c| c.1.as_str()).collect();
-        t.report
-            .notes
-            .push(format!("open files read from {name}, the largest lsof listing (not {})", others.join(", ")));
+        let all: Vec<&str> = candidates.iter().map(|c| c.1.as_str()).collect();
+        t.report.notes.push(format!("lsof listings, tried largest first: {}", all.join(", ")));
     }
-    let parsed = lsof::parse(text);
-    t.made(names::OPEN_FILES, vec![name.clone()], parsed);
+    let parsers: Vec<Candidate<OpenFile>> =
+        candidates.into_iter().map(|(_, name, text)| (name, text, lsof::parse as Parser<OpenFile>)).collect();
+    if let Some((name, parsed)) = first_parsed(parsers, &mut t.report.notes) {
+        t.made(names::OPEN_FILES, vec![name], parsed);
+    }
+}
+
+/// A parser of one listing.
+type Parser<T> = fn(&str) -> Result<Vec<T>, String>;
+/// A listing to try: its name, its text, and its parser.
+type Candidate<T> = (String, String, Parser<T>);
+
+/// The first of `candidates` that parses, with the name of its listing; when none
+/// does, the first one's error. A listing passed over is noted with its error (sos
+/// keeps only the tail of an output over its size limit, which loses the header).
+fn first_parsed<T>(candidates: Vec<Candidate<T>>, notes: &mut Vec<String>) -> Option<(String, Result<Vec<T>, String>)> {
+    let mut first_error: Option<(String, String)> = None;
+    for (name, text, parse) in candidates {
+        match parse(&text) {
+            Ok(records) => return Some((name, Ok(records))),
+            Err(e) => {
+                notes.push(format!("{name} could not be read: {e}"));
+                first_error.get_or_insert((name, e));
+            }
+        }
+    }
+    first_error.map(|(name, e)| (name, Err(e)))
 }
 
 fn sockets(files: &dyn Files, t: &mut Translation) {
@@ -382,18 +405,14 @@ fn sockets(files: &dyn Files, t: &mut Translation) {
     });
     // netstat -o gives timers and retransmissions that ss prints in another form; ss is
     // the fallback (sos reports of hosts without net-tools hold only ss).
-    if let Some(name) = netstat {
-        if let Some(text) = text(files, name, &mut t.report.notes) {
-            let parsed = netstat::parse_netstat(&text);
-            t.made(names::SOCKETS, vec![name.clone()], parsed);
-            return;
+    let mut candidates: Vec<Candidate<Socket>> = Vec::new();
+    for (name, parse) in [(netstat, netstat::parse_netstat as Parser<Socket>), (ss, netstat::parse_ss)] {
+        if let Some(text) = name.and_then(|n| text(files, n, &mut t.report.notes)) {
+            candidates.push((name.cloned().unwrap_or_default(), text, parse));
         }
     }
-    if let Some(name) = ss {
-        if let Some(text) = text(files, name, &mut t.report.notes) {
-            let parsed = netstat::parse_ss(&text);
-            t.made(names::SOCKETS, vec![name.clone()], parsed);
-        }
+    if let Some((name, parsed)) = first_parsed(candidates, &mut t.report.notes) {
+        t.made(names::SOCKETS, vec![name], parsed);
     }
 }
 
@@ -872,6 +891,26 @@ mod tests {
         assert_eq!((m[0].device.as_str(), m[0].target.as_str()), ("98:0", "/mnt/par ent"));
         assert_eq!((m[0].fstype.as_str(), m[0].options.as_str()), ("ext3", "rw,noatime"));
         assert_eq!(unescape_octal("a\\134b\\9"), "a\\b\\9");
+    }
+
+    #[test]
+    fn a_listing_that_does_not_read_gives_way_to_the_next() {
+        // sos 4.2's lsof +M -n -l.
+        let head =
+            "COMMAND      PID    TID TASKCMD       USER   FD      TYPE             DEVICE  SIZE/OFF     NODE NAME\n";
+        let line =
+            "systemd        1                         0  cwd       DIR              252,2      4096  3411983 /\n";
+        let lsof = format!("{head}{line}");
+        // The larger listing lost its header (sos keeps the tail of a long output).
+        let cut = line.repeat(10);
+        let t = translate(
+            &mem(&[("sos_commands/process/lsof_M_-n_-l", &cut), ("sos_commands/filesys/lsof_-b_M_-n_-l_-P", &lsof)]),
+            None,
+        );
+        let made = &t.report.made[0];
+        assert_eq!((made.entry.as_str(), made.records), (names::OPEN_FILES, 1));
+        assert_eq!(made.from, ["sos_commands/filesys/lsof_-b_M_-n_-l_-P"]);
+        assert!(t.report.notes.iter().any(|n| n.starts_with("sos_commands/process/lsof_M_-n_-l could not be read")));
     }
 
     #[test]
