@@ -157,6 +157,25 @@ pub struct Process {
     pub source: String,
 }
 
+/// netstat's name of a TCP state number (include/net/tcp_states.h).
+pub fn tcp_state(st: u8) -> &'static str {
+    match st {
+        1 => "ESTABLISHED",
+        2 => "SYN_SENT",
+        3 => "SYN_RECV",
+        4 => "FIN_WAIT1",
+        5 => "FIN_WAIT2",
+        6 => "TIME_WAIT",
+        7 => "CLOSE",
+        8 => "CLOSE_WAIT",
+        9 => "LAST_ACK",
+        10 => "LISTEN",
+        11 => "CLOSING",
+        12 => "NEW_SYN_RECV",
+        _ => "UNKNOWN",
+    }
+}
+
 /// Space used below one directory (or by one file of 1 MiB or more), one or two levels
 /// under a nearly full mount. Directories the walk never reached before a bound cut it
 /// are listed as `partial` with 0 bytes.

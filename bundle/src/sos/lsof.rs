@@ -571,14 +571,6 @@ tmux:\x20 12907        0  cwd    DIR  254,0     4096 10018819 /tmp/h1cap
         assert_eq!((log.size, log.name.as_str()), (Some(151175680), "/var/log/messages-20210221"));
     }
 
-    /// A small deterministic generator for the mutation test (xorshift64).
-    fn xorshift(state: &mut u64) -> u64 {
-        *state ^= *state << 13;
-        *state ^= *state >> 7;
-        *state ^= *state << 17;
-        *state
-    }
-
     #[test]
     fn no_panic_on_truncations_and_mutations() {
         let sample = format!("{VM}{:20}{VAULT_HEADER}\n{VAULT_LINES}{ESCAPED}{CENTOS_USER}", "");
@@ -586,28 +578,9 @@ tmux:\x20 12907        0  cwd    DIR  254,0     4096 10018819 /tmp/h1cap
             let _ = parse_listing(&sample[..i]);
             let _ = parse_listing(&sample[i..]);
         }
-        let mut state = 0x9e37_79b9_7f4a_7c15;
         let pieces: [&[u8]; 6] = [b" ", b"\n", "é".as_bytes(), &[0xff], b"0t", "€ (deleted)".as_bytes()];
-        for _ in 0..3000 {
-            let mut bytes = sample.clone().into_bytes();
-            for _ in 0..1 + xorshift(&mut state) % 8 {
-                let at = (xorshift(&mut state) as usize) % bytes.len();
-                match xorshift(&mut state) % 3 {
-                    0 => bytes[at] = xorshift(&mut state) as u8,
-                    1 => {
-                        let end = (at + (xorshift(&mut state) as usize) % 40).min(bytes.len());
-                        bytes.drain(at..end);
-                    }
-                    _ => {
-                        let piece = pieces[(xorshift(&mut state) as usize) % pieces.len()];
-                        bytes.splice(at..at, piece.iter().copied());
-                    }
-                }
-                if bytes.is_empty() {
-                    bytes.push(b'x');
-                }
-            }
-            let _ = parse_listing(&String::from_utf8_lossy(&bytes));
-        }
+        crate::sos::damage::mutations(&sample, &pieces, 0x9e37_79b9_7f4a_7c15, 3000, |text| {
+            let _ = parse_listing(text);
+        });
     }
 }

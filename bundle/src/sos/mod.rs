@@ -753,6 +753,46 @@ fn epoch(year: i64, month: u32, day: u32, sod: u64) -> Option<u64> {
     u64::try_from(days).ok().map(|d| d * 86_400 + sod)
 }
 
+/// Damaged copies of real listings, for the parsers' no-panic tests.
+#[cfg(test)]
+pub(crate) mod damage {
+    /// A small deterministic generator (xorshift64).
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    /// Calls `check` with `rounds` copies of `sample`, each damaged in 1 to 8 places:
+    /// a byte replaced, up to 40 bytes cut, or one of `pieces` inserted. `seed` makes
+    /// the copies; the same seed gives the same copies.
+    pub(crate) fn mutations(sample: &str, pieces: &[&[u8]], seed: u64, rounds: usize, mut check: impl FnMut(&str)) {
+        let mut state = seed;
+        for _ in 0..rounds {
+            let mut bytes = sample.as_bytes().to_vec();
+            for _ in 0..1 + xorshift(&mut state) % 8 {
+                let at = (xorshift(&mut state) as usize) % bytes.len();
+                match xorshift(&mut state) % 3 {
+                    0 => bytes[at] = xorshift(&mut state) as u8,
+                    1 => {
+                        let end = (at + (xorshift(&mut state) as usize) % 40).min(bytes.len());
+                        bytes.drain(at..end);
+                    }
+                    _ => {
+                        let piece = pieces[(xorshift(&mut state) as usize) % pieces.len()];
+                        bytes.splice(at..at, piece.iter().copied());
+                    }
+                }
+                if bytes.is_empty() {
+                    bytes.push(b'x');
+                }
+            }
+            check(&String::from_utf8_lossy(&bytes));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -102,7 +102,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::excerpt;
-use crate::scan::{Socket, SocketOwner};
+use crate::scan::{tcp_state, Socket, SocketOwner};
 
 /// The fields of a line with their spans, collected (the readers index them).
 fn fields_vec(s: &str) -> Vec<(usize, usize, &str)> {
@@ -130,22 +130,6 @@ pub fn parse_netstat(text: &str) -> Result<Vec<Socket>, String> {
 pub fn parse_ss(text: &str) -> Result<Vec<Socket>, String> {
     parse_ss_listing(text).map(|l| l.sockets)
 }
-
-/// netstat's names of the kernel's TCP states, by number (include/net/tcp_states.h).
-const TCP_STATES: [&str; 12] = [
-    "UNKNOWN",
-    "ESTABLISHED",
-    "SYN_SENT",
-    "SYN_RECV",
-    "FIN_WAIT1",
-    "FIN_WAIT2",
-    "TIME_WAIT",
-    "CLOSE",
-    "CLOSE_WAIT",
-    "LAST_ACK",
-    "LISTEN",
-    "CLOSING",
-];
 
 /// Whether `s` is a decimal number without sign.
 fn is_number(s: &str) -> bool {
@@ -330,9 +314,9 @@ fn netstat_inet(line: &str, h: InetHeader) -> Option<Socket> {
     s.state = match rest.first() {
         Some(&(_, _, n)) if proto.starts_with("raw") => {
             rest = &rest[1..];
-            TCP_STATES.get(n.parse::<usize>().ok()?).copied().unwrap_or("UNKNOWN").to_string()
+            tcp_state(n.parse().ok()?).to_string()
         }
-        Some(&(_, _, st)) if TCP_STATES.contains(&st) => {
+        Some(&(_, _, st)) if (1..=12).any(|n| tcp_state(n) == st) => {
             rest = &rest[1..];
             st.to_string()
         }
@@ -1044,14 +1028,6 @@ u_str  ESTAB      0      0       * 22658                 * 22657
         assert_eq!(rpcbind.owners, vec![owner(1, "systemd", 41), owner(1139, "rpcbind", 5)]);
     }
 
-    /// A small deterministic generator for the mutation test (xorshift64).
-    fn xorshift(state: &mut u64) -> u64 {
-        *state ^= *state << 13;
-        *state ^= *state >> 7;
-        *state ^= *state << 17;
-        *state
-    }
-
     #[test]
     fn no_panic_on_truncations_and_mutations() {
         let netstat: fn(&str) -> Result<SocketListing, String> = parse_netstat_listing;
@@ -1061,33 +1037,13 @@ u_str  ESTAB      0      0       * 22658                 * 22657
                 let _ = parse(&sample[..i]);
                 let _ = parse(&sample[i..]);
             }
-            let mut state = 0x2545_f491_4f6c_dd1d;
             let pieces: [&[u8]; 7] = [b" ", b"\n", b"\t", "é".as_bytes(), &[0xff], b"users:((\"", b"timer:("];
-            for _ in 0..3000 {
-                let mut bytes = sample.clone().into_bytes();
-                for _ in 0..1 + xorshift(&mut state) % 8 {
-                    let at = (xorshift(&mut state) as usize) % bytes.len();
-                    match xorshift(&mut state) % 3 {
-                        0 => bytes[at] = xorshift(&mut state) as u8,
-                        1 => {
-                            let end = (at + (xorshift(&mut state) as usize) % 40).min(bytes.len());
-                            bytes.drain(at..end);
-                        }
-                        _ => {
-                            let piece = pieces[(xorshift(&mut state) as usize) % pieces.len()];
-                            bytes.splice(at..at, piece.iter().copied());
-                        }
-                    }
-                    if bytes.is_empty() {
-                        bytes.push(b'x');
-                    }
-                }
-                let text = String::from_utf8_lossy(&bytes);
-                for s in parse_netstat(&text).into_iter().chain(parse_ss(&text)).flatten() {
+            crate::sos::damage::mutations(&sample, &pieces, 0x2545_f491_4f6c_dd1d, 3000, |text| {
+                for s in parse_netstat(text).into_iter().chain(parse_ss(text)).flatten() {
                     // Every record must survive the trip through scan/sockets.jsonl.
                     assert!(s.timer_secs.is_finite(), "{s:?}");
                 }
-            }
+            });
         }
     }
 }

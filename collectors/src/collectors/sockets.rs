@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use snap_bundle::manifest::EntryStatus;
 use snap_bundle::names;
-use snap_bundle::scan::Socket;
+use snap_bundle::scan::{tcp_state, Socket};
 
 use crate::ctx::Ctx;
 use crate::{Collector, Halt};
@@ -76,25 +76,6 @@ pub fn whole_lines(data: &[u8]) -> &[u8] {
     match data.iter().rposition(|&b| b == b'\n') {
         Some(i) => &data[..=i],
         None => &[],
-    }
-}
-
-/// netstat's name of a TCP state number (include/net/tcp_states.h).
-pub fn tcp_state(st: u8) -> &'static str {
-    match st {
-        1 => "ESTABLISHED",
-        2 => "SYN_SENT",
-        3 => "SYN_RECV",
-        4 => "FIN_WAIT1",
-        5 => "FIN_WAIT2",
-        6 => "TIME_WAIT",
-        7 => "CLOSE",
-        8 => "CLOSE_WAIT",
-        9 => "LAST_ACK",
-        10 => "LISTEN",
-        11 => "CLOSING",
-        12 => "NEW_SYN_RECV",
-        _ => "UNKNOWN",
     }
 }
 
