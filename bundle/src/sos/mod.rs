@@ -361,26 +361,36 @@ fn open_files(files: &dyn Files, t: &mut Translation) {
         let all: Vec<&str> = candidates.iter().map(|c| c.1.as_str()).collect();
         t.report.notes.push(format!("lsof listings, tried largest first: {}", all.join(", ")));
     }
+    let read_lsof: Parser<OpenFile> = |text| lsof::parse_listing(text).map(|l| (l.files, l.unreadable));
     let parsers: Vec<Candidate<OpenFile>> =
-        candidates.into_iter().map(|(_, name, text)| (name, text, lsof::parse as Parser<OpenFile>)).collect();
+        candidates.into_iter().map(|(_, name, text)| (name, text, read_lsof)).collect();
     if let Some((name, parsed)) = first_parsed(parsers, &mut t.report.notes) {
         t.made(names::OPEN_FILES, vec![name], parsed);
     }
 }
 
-/// A parser of one listing.
-type Parser<T> = fn(&str) -> Result<Vec<T>, String>;
+/// A parser of one listing: its records, and the numbers of the lines it could not read.
+type Parser<T> = fn(&str) -> Result<(Vec<T>, Vec<usize>), String>;
 /// A listing to try: its name, its text, and its parser.
 type Candidate<T> = (String, String, Parser<T>);
 
 /// The first of `candidates` that parses, with the name of its listing; when none
 /// does, the first one's error. A listing passed over is noted with its error (sos
-/// keeps only the tail of an output over its size limit, which loses the header).
+/// keeps only the tail of an output over its size limit, which loses the header), and
+/// so are the lines left out of the one read.
 fn first_parsed<T>(candidates: Vec<Candidate<T>>, notes: &mut Vec<String>) -> Option<(String, Result<Vec<T>, String>)> {
     let mut first_error: Option<(String, String)> = None;
     for (name, text, parse) in candidates {
         match parse(&text) {
-            Ok(records) => return Some((name, Ok(records))),
+            Ok((records, unreadable)) => {
+                if let Some(first) = unreadable.first() {
+                    notes.push(format!(
+                        "{name}: {} lines could not be read and were left out (the first: line {first})",
+                        unreadable.len()
+                    ));
+                }
+                return Some((name, Ok(records)));
+            }
             Err(e) => {
                 notes.push(format!("{name} could not be read: {e}"));
                 first_error.get_or_insert((name, e));
@@ -406,7 +416,9 @@ fn sockets(files: &dyn Files, t: &mut Translation) {
     // netstat -o gives timers and retransmissions that ss prints in another form; ss is
     // the fallback (sos reports of hosts without net-tools hold only ss).
     let mut candidates: Vec<Candidate<Socket>> = Vec::new();
-    for (name, parse) in [(netstat, netstat::parse_netstat as Parser<Socket>), (ss, netstat::parse_ss)] {
+    let read_netstat: Parser<Socket> = |text| netstat::parse_netstat_listing(text).map(|l| (l.sockets, l.unreadable));
+    let read_ss: Parser<Socket> = |text| netstat::parse_ss_listing(text).map(|l| (l.sockets, l.unreadable));
+    for (name, parse) in [(netstat, read_netstat), (ss, read_ss)] {
         if let Some(text) = name.and_then(|n| text(files, n, &mut t.report.notes)) {
             candidates.push((name.cloned().unwrap_or_default(), text, parse));
         }
