@@ -64,7 +64,7 @@ pub struct HostFacts {
     /// `little` or `big`.
     pub endianness: String,
     pub page_size: u64,
-    /// USER_HZ, the unit of the tick counts in /proc/stat and /proc/<pid>/stat.
+    /// USER_HZ, the unit of the tick counts in `/proc/stat` and `/proc/<pid>/stat`.
     pub clock_ticks: u64,
     /// Boot time in seconds since the epoch (`btime` of /proc/stat).
     pub boot_time: u64,

@@ -125,7 +125,7 @@ pub struct Socket {
 pub struct Process {
     pub pid: u32,
     pub ppid: u32,
-    /// The state letter as /proc/<pid>/stat gives it (`R`, `S`, `D`, `Z`, `T`, `I`...):
+    /// The state letter as `/proc/<pid>/stat` gives it (`R`, `S`, `D`, `Z`, `T`, `I`...):
     /// the first letter of ps's STAT or S column.
     pub state: String,
     /// The command name (`comm`, at most 15 bytes on Linux) when the listing has it, else

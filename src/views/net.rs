@@ -2,10 +2,10 @@
 //! (iproute2 6.1: `-tanp`, `-uanp`, `-tlnp`...), printing what the real tools printed on
 //! the box at capture time from the bundle's raw copies of /proc/net/{tcp,tcp6,udp,udp6,
 //! raw,raw6,unix} (the same tables netstat reads) and the owners of each socket inode in
-//! `scan/sockets.jsonl` (what netstat and ss find walking /proc/<pid>/fd).
+//! `scan/sockets.jsonl` (what netstat and ss find walking `/proc/<pid>/fd`).
 //!
-//! netstat names the owner `pid/argv[0]` (the basename when argv[0] is a path, from the
-//! bundle's proc/<pid>/cmdline, cut to 19 characters), the first owner by pid and fd;
+//! netstat names the owner `pid/argv[0]` (the basename when `argv[0]` is a path, from the
+//! bundle's `proc/<pid>/cmdline`, cut to 19 characters), the first owner by pid and fd;
 //! ss lists every owner as `("comm",pid=N,fd=N)`, last found first, as its hash list
 //! does. Names and ports are never resolved (as `-n`). Where ss differs, because
 //! /proc/net/tcp is not netlink: a listener's Send-Q (its backlog limit, which only
@@ -343,7 +343,7 @@ impl NetstatOptions {
     }
 }
 
-/// pid/argv[0] as netstat's prg_cache_load makes it.
+/// `pid/argv[0]` as netstat's prg_cache_load makes it.
 fn netstat_program(input: &Input, owner: Option<&SocketOwner>) -> String {
     let Some(o) = owner else { return "-".into() };
     let Ok(raw) = input.raw(&format!("proc/{}/cmdline", o.pid)) else {

@@ -61,7 +61,7 @@ pub(super) fn passwd(input: &Input) -> HashMap<u32, String> {
 // ---------------------------------------------------------------------------------------
 // ps
 
-/// The fields of a /proc/<pid>/stat (or task stat) line ps and top read.
+/// The fields of a `/proc/<pid>/stat` (or task stat) line ps and top read.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(super) struct Stat {
     pub(super) comm: String,

@@ -144,7 +144,7 @@ pub fn compare(before: &Bundle, after: &Bundle) -> Diff {
 const VOLATILE_FACTS: &[&str] = &["age_s"];
 
 /// Findings matched by (rule, subject). A finding has changed when its severity or a
-/// fact differs (other than [`VOLATILE_FACTS`]); summaries repeat the facts in words
+/// fact differs (other than `VOLATILE_FACTS`); summaries repeat the facts in words
 /// and are shown, not compared.
 pub fn findings(before: &Report, after: &Report) -> FindingChanges {
     let key = |f: &Finding| (f.rule.clone(), f.subject.clone());

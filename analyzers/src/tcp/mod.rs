@@ -174,7 +174,7 @@ pub fn analyze(bytes: &[u8], options: &Options) -> Result<Report, CaptureError> 
 /// Bytes analyzed between two calls of [`analyze_mapped`]'s `done_before`.
 const RELEASE_EVERY: u64 = 32 << 20;
 
-/// [`analyze`] of a capture mapped from a file: every [`RELEASE_EVERY`] bytes,
+/// [`analyze`] of a capture mapped from a file: every `RELEASE_EVERY` bytes,
 /// `done_before(offset)` says that nothing before `offset` is read again, so the caller
 /// can let the mapped pages go and memory stays bounded by the connections.
 pub fn analyze_mapped(

@@ -1,7 +1,7 @@
 //! Classic BPF as the kernel takes it: [`check`] says what SO_ATTACH_FILTER would refuse,
 //! and [`run`], an interpreter for tests, runs a program the way the kernel's socket
 //! filter does on a cooked (SOCK_DGRAM) packet socket, so that a compiled filter can be
-//! checked on hand-built packets ([`testing`]) without a socket or privileges.
+//! checked on hand-built packets (the `testing` module) without a socket or privileges.
 //!
 //! The packet starts at the network header; the link-layer facts a cooked socket keeps
 //! apart (protocol, packet type, interface) come in [`Aux`] and are read through the

@@ -1,5 +1,5 @@
 //! Per-process raw files, every thread's stat, and the open-file scan (what `lsof`
-//! shows), taken in one pass over /proc/<pid> so that each process is visited once.
+//! shows), taken in one pass over `/proc/<pid>` so that each process is visited once.
 //!
 //! Each process is one guarded job: if a read of a task stuck in the kernel blocks
 //! (cmdline and io take the task's mm lock), that read is recorded as timed out, the
@@ -248,7 +248,7 @@ fn capture(proc_dir: &Path, pid: u32, opts: (u64, bool), cache: &StatCache, p: &
     }
 }
 
-/// One distinct file mapped into a process, from a line of /proc/<pid>/maps.
+/// One distinct file mapped into a process, from a line of `/proc/<pid>/maps`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mapping {
     /// `start-end` of the first mapping of this file, the name under map_files/.
