@@ -10,6 +10,7 @@
 pub mod cpulist;
 pub mod kmsg;
 pub mod manifest;
+pub mod mountinfo;
 pub mod names;
 pub mod reader;
 pub mod scan;

@@ -36,9 +36,10 @@ use std::io::Write;
 use snap_analyzers::Input;
 use snap_bundle::kmsg::{self, BootClock, CtimeRule};
 use snap_bundle::manifest::EntryStatus;
+use snap_bundle::mountinfo::{parse_mountinfo, unescape};
 use snap_bundle::names;
 use snap_bundle::scan::Filesystem;
-use snap_collectors::collectors::filesystems::{is_dummy, is_remote, parse_mountinfo, unescape};
+use snap_collectors::collectors::filesystems::{is_dummy, is_remote};
 
 use super::{letter_options, skip, View, ViewError};
 

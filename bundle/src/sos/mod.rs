@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::manifest::{Clocks, HostFacts, Manifest};
+use crate::mountinfo;
 use crate::names;
 use crate::scan::{OpenFile, Socket};
 
@@ -454,16 +455,16 @@ fn filesystems(files: &dyn Files, t: &mut Translation) {
     if let Ok(list) = &mut parsed {
         let mounts = ["proc/self/mountinfo", "proc/1/mountinfo"]
             .iter()
-            .find_map(|n| Some((n.to_string(), parse_mountinfo(&text(files, n, &mut t.report.notes)?))))
+            .find_map(|n| Some((n.to_string(), mountinfo::parse_mountinfo(&text(files, n, &mut t.report.notes)?))))
             .filter(|(_, m)| !m.is_empty());
         if let Some((name, mounts)) = mounts {
             let mut used = false;
             for fs in list.iter_mut() {
                 // The last mount on a path is the one df reports.
                 if let Some(m) = mounts.iter().rev().find(|m| m.target == fs.target) {
-                    fs.device = m.device.clone();
+                    fs.device = format!("{}:{}", m.major, m.minor);
                     fs.fstype = m.fstype.clone();
-                    fs.options = m.options.clone();
+                    fs.options = m.mount_options.clone();
                     used = true;
                 }
             }
@@ -473,58 +474,6 @@ fn filesystems(files: &dyn Files, t: &mut Translation) {
         }
     }
     t.made(names::FILESYSTEMS, from, parsed);
-}
-
-/// One line of /proc/<pid>/mountinfo, as far as the filesystems scan needs it.
-struct MountLine {
-    device: String,
-    target: String,
-    fstype: String,
-    options: String,
-}
-
-/// `36 35 98:0 /mnt1 /mnt/parent rw,noatime master:1 - ext3 /dev/root rw,errors=continue`:
-/// the device, the mount point (octal escapes decoded), the type after ` - `, and the
-/// mount options. Lines that do not have that shape are skipped.
-fn parse_mountinfo(text: &str) -> Vec<MountLine> {
-    text.lines()
-        .filter_map(|line| {
-            let (head, tail) = line.split_once(" - ")?;
-            let h: Vec<&str> = head.split(' ').collect();
-            let fstype = tail.split(' ').next()?;
-            if h.len() < 6 || !h[2].contains(':') {
-                return None;
-            }
-            Some(MountLine {
-                device: h[2].to_string(),
-                target: unescape_octal(h[4]),
-                fstype: fstype.to_string(),
-                options: h[5].to_string(),
-            })
-        })
-        .collect()
-}
-
-/// The kernel's `\040`-style escapes of mount paths, decoded.
-fn unescape_octal(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let octal = b.get(i + 1..i + 4).filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match (b[i], octal) {
-            (b'\\', Some(d)) => {
-                let v = u32::from(d[0] - b'0') * 64 + u32::from(d[1] - b'0') * 8 + u32::from(d[2] - b'0');
-                out.push(u8::try_from(v).unwrap_or(b'?'));
-                i += 4;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The first of `names` the report holds, with its text.
@@ -932,37 +881,6 @@ mod tests {
         let err = t.entries[names::SOCKETS].as_ref().unwrap_err();
         assert!(err.starts_with("sos_commands/networking/netstat_-W_-neopa: "), "{err}");
         assert_eq!(made.error.as_deref(), Some(err.as_str()));
-    }
-
-    #[test]
-    fn mountinfo_lines() {
-        let m = parse_mountinfo(
-            "36 35 98:0 /mnt1 /mnt/par\\040ent rw,noatime master:1 - ext3 /dev/root rw,errors=continue\ngarbage\n",
-        );
-        assert_eq!(m.len(), 1);
-        assert_eq!((m[0].device.as_str(), m[0].target.as_str()), ("98:0", "/mnt/par ent"));
-        assert_eq!((m[0].fstype.as_str(), m[0].options.as_str()), ("ext3", "rw,noatime"));
-        assert_eq!(unescape_octal("a\\134b\\9"), "a\\b\\9");
-    }
-
-    #[test]
-    fn a_listing_that_does_not_read_gives_way_to_the_next() {
-        // sos 4.2's lsof +M -n -l.
-        let head =
-            "COMMAND      PID    TID TASKCMD       USER   FD      TYPE             DEVICE  SIZE/OFF     NODE NAME\n";
-        let line =
-            "systemd        1                         0  cwd       DIR              252,2      4096  3411983 /\n";
-        let lsof = format!("{head}{line}");
-        // The larger listing lost its header (sos keeps the tail of a long output).
-        let cut = line.repeat(10);
-        let t = translate(
-            &mem(&[("sos_commands/process/lsof_M_-n_-l", &cut), ("sos_commands/filesys/lsof_-b_M_-n_-l_-P", &lsof)]),
-            None,
-        );
-        let made = &t.report.made[0];
-        assert_eq!((made.entry.as_str(), made.records), (names::OPEN_FILES, 1));
-        assert_eq!(made.from, ["sos_commands/filesys/lsof_-b_M_-n_-l_-P"]);
-        assert!(t.report.notes.iter().any(|n| n.starts_with("sos_commands/process/lsof_M_-n_-l could not be read")));
     }
 
     #[test]
