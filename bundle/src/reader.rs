@@ -124,26 +124,36 @@ impl Bundle {
 
     pub fn open_with_limits(path: &Path, limits: Limits) -> Result<Bundle, BundleError> {
         let meta = std::fs::metadata(path).map_err(|source| BundleError::Open { path: path.into(), source })?;
-        let source = if meta.is_dir() {
+        if meta.is_dir() {
             // An extracted sos report, or the folder it was extracted in.
-            Source::Dir(sos::Layout::of_dir(path).unwrap_or_else(|| path.to_path_buf()))
-        } else if meta.is_file() {
-            Source::Archive(Box::new(read_archive(path, &limits)?))
-        } else {
+            let (root, report) = match sos::Layout::of_dir(path) {
+                Some((root, layout)) => (root, Some(layout)),
+                None => (path.to_path_buf(), None),
+            };
+            return Bundle::with_source(path, Source::Dir(root), report, limits);
+        }
+        if !meta.is_file() {
             // A FIFO or device would block or never end.
             return Err(BundleError::NotABundle { path: path.into() });
-        };
-        Bundle::with_source(path, source, limits)
+        }
+        Bundle::from_archive(path, read_archive(path, &limits)?, limits)
     }
 
-    fn with_source(path: &Path, source: Source, limits: Limits) -> Result<Bundle, BundleError> {
-        let mut source = source;
-        let (parsed, report) = match &mut source {
-            Source::Archive(a) => (a.manifest.take(), a.report.take()),
-            Source::Dir(root) => {
-                let marked = sos::Layout::of_dir(root).filter(|r| r == root);
-                (None, marked.map(|_| sos::Layout { top: None }))
-            }
+    fn from_archive(path: &Path, mut archive: Archive, limits: Limits) -> Result<Bundle, BundleError> {
+        let report = archive.report.take();
+        Bundle::with_source(path, Source::Archive(Box::new(archive)), report, limits)
+    }
+
+    /// A bundle of `source`; `report` is where its sos report starts, when it is one.
+    fn with_source(
+        path: &Path,
+        mut source: Source,
+        report: Option<sos::Layout>,
+        limits: Limits,
+    ) -> Result<Bundle, BundleError> {
+        let parsed = match &mut source {
+            Source::Archive(a) => a.manifest.take(),
+            Source::Dir(_) => None,
         };
         let mut bundle = Bundle {
             path: path.to_path_buf(),
@@ -156,12 +166,8 @@ impl Bundle {
             inner_links: false,
         };
         if let Some(layout) = report {
-            let top = match &bundle.source {
-                Source::Dir(root) if root != path => root.file_name().map(|n| n.to_string_lossy().into_owned()),
-                _ => layout.top,
-            };
             bundle.inner_links = true;
-            let t = sos::translate(&bundle, top);
+            let t = sos::translate(&bundle, layout.top);
             bundle.sos = Some(t.report);
             bundle.made = t.entries;
             bundle.manifest = Some(t.manifest);
@@ -187,8 +193,7 @@ impl Bundle {
     /// it in errors.
     pub fn from_bytes(label: &Path, bytes: &[u8]) -> Result<Bundle, BundleError> {
         let limits = Limits::default();
-        let source = Source::Archive(Box::new(read_archive_from(label, bytes, &limits)?));
-        Bundle::with_source(label, source, limits)
+        Bundle::from_archive(label, read_archive_from(label, bytes, &limits)?, limits)
     }
 
     pub fn path(&self) -> &Path {
@@ -236,19 +241,21 @@ impl Bundle {
     /// The bytes of an entry without copying them when the bundle is an archive (a
     /// directory's files are read), or None when the bundle does not hold it.
     pub fn get(&self, name: &str) -> Result<Option<Cow<'_, [u8]>>, BundleError> {
-        if !self.made.is_empty() {
-            if let Some(made) = self.made.get(name) {
-                return match made {
-                    Ok(bytes) => Ok(Some(Cow::Borrowed(bytes))),
-                    Err(detail) => Err(BundleError::BadContent {
-                        path: self.path.clone(),
-                        entry: name.into(),
-                        detail: detail.clone(),
-                    }),
-                };
-            }
+        match self.made(name) {
+            Some(made) => made.map(|bytes| Some(Cow::Borrowed(bytes))),
+            None => self.get_stored(name),
         }
-        self.get_stored(name)
+    }
+
+    /// An entry made from a sos report's listings: its bytes, or why it could not be
+    /// made; None for any other entry.
+    fn made(&self, name: &str) -> Option<Result<&[u8], BundleError>> {
+        let made = self.made.get(name)?;
+        Some(made.as_deref().map_err(|detail| BundleError::BadContent {
+            path: self.path.clone(),
+            entry: name.into(),
+            detail: detail.clone(),
+        }))
     }
 
     /// An entry as the archive or directory holds it (not one made from a report).
@@ -286,12 +293,8 @@ impl Bundle {
             entry: name.into(),
             reason: e.to_string(),
         })?;
-        match self.made.get(&name) {
-            Some(Ok(bytes)) => return Ok(Some(EntryReader::Slice(bytes))),
-            Some(Err(detail)) => {
-                return Err(BundleError::BadContent { path: self.path.clone(), entry: name, detail: detail.clone() })
-            }
-            None => {}
+        if let Some(made) = self.made(&name) {
+            return made.map(|bytes| Some(EntryReader::Slice(bytes)));
         }
         match &self.source {
             Source::Archive(a) => Ok(a.index.get(&name).map(|r| EntryReader::Slice(&a.data[r.clone()]))),

@@ -60,21 +60,23 @@ impl Layout {
         MARKS.iter().any(|m| holds(m)).then(|| Layout { top: top.map(str::to_string) })
     }
 
-    /// The root of the sos report in directory `dir`: `dir` itself, or its only
-    /// subdirectory (an archive extracted where it lay). Links are not followed.
-    pub(crate) fn of_dir(dir: &Path) -> Option<PathBuf> {
+    /// The root of the sos report in directory `dir`, with its layout: `dir` itself, or
+    /// its only subdirectory (an archive extracted where it lay), which is then the top.
+    /// Links are not followed.
+    pub(crate) fn of_dir(dir: &Path) -> Option<(PathBuf, Layout)> {
         let is_report = |d: &Path| {
             MARKS.iter().any(|m| std::fs::symlink_metadata(d.join(m.trim_end_matches('/'))).is_ok_and(|m| m.is_dir()))
         };
         if is_report(dir) {
-            return Some(dir.to_path_buf());
+            return Some((dir.to_path_buf(), Layout { top: None }));
         }
         let mut children = std::fs::read_dir(dir).ok()?;
         let only = children.next()?.ok()?;
         if children.next().is_some() || !only.file_type().ok()?.is_dir() {
             return None;
         }
-        is_report(&only.path()).then(|| only.path())
+        let top = only.file_name().to_string_lossy().into_owned();
+        is_report(&only.path()).then(|| (only.path(), Layout { top: Some(top) }))
     }
 }
 
