@@ -106,7 +106,7 @@ pub(super) fn stands_in(input: &Input, entry: &str) -> bool {
     match entry {
         UPTIME_FILE => uptime_secs(input).is_ok(),
         LOADAVG => load_averages(input).is_ok(),
-        snap_bundle::names::KMSG => input.sos().is_some() && input.has("sos_commands/kernel/dmesg"),
+        snap_bundle::names::KMSG => super::system::holds_sos_dmesg(input),
         _ => false,
     }
 }

@@ -658,6 +658,11 @@ enum TimeFormat {
 const SOS_DMESG: [(&str, TimeFormat); 2] =
     [("sos_commands/kernel/dmesg", TimeFormat::Plain), ("sos_commands/kernel/dmesg_-T", TimeFormat::Ctime)];
 
+/// Whether a sos report holds the plain dmesg output the view prints without options.
+pub(super) fn holds_sos_dmesg(input: &Input) -> bool {
+    input.sos().is_some() && input.has(SOS_DMESG[0].0)
+}
+
 /// A sos report's `dmesg` output, printed as sos saved it: it has no kernel/kmsg.txt
 /// records to render again, so only the format sos ran is available, without filters.
 fn sos_dmesg(input: &Input, format: TimeFormat, filters: bool, out: &mut dyn Write) -> Result<(), ViewError> {

@@ -121,6 +121,12 @@ fn close_wait(i: &Input) -> Option<BTreeMap<(u32, String), u64>> {
     Some(m)
 }
 
+/// The same process on the other side: same pid and start; when the start is unknown
+/// (0: a sos report), the same command is what tells a reused pid apart.
+fn counterpart<'a>(key: &(u32, u64), s: &Seen, other: &'a BTreeMap<(u32, u64), Seen>) -> Option<&'a Seen> {
+    other.get(key).filter(|o| key.1 != 0 || o.command == s.command)
+}
+
 pub fn compare(b: &Facts, a: &Facts, skipped: &mut BTreeMap<String, String>) -> ProcessChanges {
     let (sb, sa) = (&b.seen, &a.seen);
     let mut out = ProcessChanges::default();
@@ -132,20 +138,15 @@ pub fn compare(b: &Facts, a: &Facts, skipped: &mut BTreeMap<String, String>) -> 
             command: s.command.clone(),
             start_ticks: *start,
         };
-        // The same process on both sides: same pid and start; when the start is unknown
-        // (0: a sos report), the same command is what tells a reused pid apart.
-        let same = |k: &(u32, u64), s: &Seen, other: &BTreeMap<(u32, u64), Seen>| {
-            other.get(k).is_some_and(|o| k.1 != 0 || o.command == s.command)
-        };
-        out.started = sa.iter().filter(|(k, s)| !same(k, s, sb)).map(|(k, s)| process(k, s)).collect();
-        out.exited = sb.iter().filter(|(k, s)| !same(k, s, sa)).map(|(k, s)| process(k, s)).collect();
+        out.started = sa.iter().filter(|(k, s)| counterpart(k, s, sb).is_none()).map(|(k, s)| process(k, s)).collect();
+        out.exited = sb.iter().filter(|(k, s)| counterpart(k, s, sa).is_none()).map(|(k, s)| process(k, s)).collect();
         let measures: [(&'static str, Measure); 3] =
             [("rss", |s| s.rss_bytes), ("threads", |s| Some(s.threads)), ("open files", |s| s.open_files)];
         for (measure, get) in measures {
             let mut grew: Vec<Growth> = sa
                 .iter()
                 .filter_map(|(k, s)| {
-                    let old = sb.get(k).filter(|o| k.1 != 0 || o.command == s.command)?;
+                    let old = counterpart(k, s, sb)?;
                     let (before, after) = (get(old)?, get(s)?);
                     (after > before).then(|| Growth { measure, pid: k.0, command: s.command.clone(), before, after })
                 })
