@@ -246,17 +246,28 @@ pub fn parse_netstat_listing(text: &str) -> Result<SocketListing, String> {
             None => out.unreadable.push(n),
         }
     }
-    if section.is_none() {
+    let expected = "`Active ... connections` or `Proto ...`";
+    finish(out, section.is_some(), first_text, text, "netstat", expected)
+}
+
+/// A listing read to its end: refused when no header was found (naming the first line
+/// of text) or when no line under it could be read (naming the first of those).
+fn finish(
+    out: SocketListing,
+    header: bool,
+    first_text: Option<usize>,
+    text: &str,
+    tool: &str,
+    expected: &str,
+) -> Result<SocketListing, String> {
+    if !header {
         let n = first_text.unwrap_or(1);
         let line = text.lines().nth(n - 1).unwrap_or_default();
-        return Err(format!(
-            "line {n}: not netstat output: no `Active ... connections` or `Proto ...` header (`{}`)",
-            excerpt(line)
-        ));
+        return Err(format!("line {n}: not {tool} output: no {expected} header (`{}`)", excerpt(line)));
     }
     if out.sockets.is_empty() {
         if let Some(&n) = out.unreadable.first() {
-            return Err(format!("line {n}: not a line of netstat's socket listing"));
+            return Err(format!("line {n}: not a line of {tool}'s socket listing"));
         }
     }
     Ok(out)
@@ -442,20 +453,7 @@ pub fn parse_ss_listing(text: &str) -> Result<SocketListing, String> {
             None => out.unreadable.push(n),
         }
     }
-    if !header {
-        let n = first_text.unwrap_or(1);
-        let line = text.lines().nth(n - 1).unwrap_or_default();
-        return Err(format!(
-            "line {n}: not ss output: no `Netid State Recv-Q Send-Q ...` header (`{}`)",
-            excerpt(line)
-        ));
-    }
-    if out.sockets.is_empty() {
-        if let Some(&n) = out.unreadable.first() {
-            return Err(format!("line {n}: not a line of ss's socket listing"));
-        }
-    }
-    Ok(out)
+    finish(out, header, first_text, text, "ss", "`Netid State Recv-Q Send-Q ...`")
 }
 
 /// netstat's name of an ss state.
