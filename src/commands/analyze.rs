@@ -26,7 +26,8 @@ pub enum FailOn {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A bundle: .tar.zst archive or directory (even a partial one without manifest).
+    /// A bundle (.tar.zst archive or directory, even a partial one without manifest) or a
+    /// sos report (.tar.xz, .tar.gz or extracted).
     #[arg(required_unless_present = "live")]
     bundle: Option<PathBuf>,
     /// Analyze the running host (collected in memory, nothing written).

@@ -7,18 +7,13 @@ use snap_analyzers::diff::{self, figures::Figure, Diff};
 use snap_analyzers::Severity;
 use snap_bundle::Bundle;
 
+use super::Format;
 use crate::exit;
 use crate::units::human_bytes;
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
-}
-
 #[derive(clap::Args)]
 pub struct Args {
-    /// The earlier bundle (.tar.zst archive or directory).
+    /// The earlier bundle (.tar.zst archive or directory) or sos report.
     before: PathBuf,
     /// The later bundle.
     after: PathBuf,

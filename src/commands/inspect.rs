@@ -7,18 +7,13 @@ use std::path::PathBuf;
 use snap_bundle::manifest::EntryStatus;
 use snap_bundle::{time, Bundle};
 
+use super::Format;
 use crate::exit;
 use crate::units::human_bytes;
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
-}
-
 #[derive(clap::Args)]
 pub struct Args {
-    /// A bundle: .tar.zst archive or directory.
+    /// A bundle (.tar.zst archive or directory) or a sos report (.tar.xz, .tar.gz or extracted).
     bundle: PathBuf,
     #[arg(long, value_enum, default_value = "text")]
     format: Format,

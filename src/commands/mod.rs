@@ -14,3 +14,10 @@ pub fn open_bundle(path: &std::path::Path) -> Result<snap_bundle::Bundle, u8> {
         crate::exit::BAD_INPUT
     })
 }
+
+/// The output of `inspect` and `diff`: text for people, JSON for programs.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}

@@ -15,7 +15,7 @@ pub struct Args {
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     help: Option<bool>,
-    /// A bundle: .tar.zst archive or directory.
+    /// A bundle (.tar.zst archive or directory) or a sos report (.tar.xz, .tar.gz or extracted).
     bundle: PathBuf,
     /// The view; omit it to list them.
     view: Option<String>,
