@@ -254,12 +254,15 @@ pub(crate) fn translate(files: &dyn Files, top: Option<String>) -> Translation {
         entries: BTreeMap::new(),
         manifest: Manifest::default(),
     };
-    t.report.version = version(files).unwrap_or_default();
+    // sos's own manifest (sos 4.x): its version and start time.
+    let sos_manifest: Option<serde_json::Value> =
+        files.read(SOS_MANIFEST).ok().flatten().and_then(|b| serde_json::from_slice(&b).ok());
+    t.report.version = version(files, sos_manifest.as_ref()).unwrap_or_default();
     processes(files, &mut t);
     open_files(files, &mut t);
     sockets(files, &mut t);
     filesystems(files, &mut t);
-    host(files, &mut t);
+    host(files, sos_manifest.as_ref(), &mut t);
     t
 }
 
@@ -286,19 +289,20 @@ fn option_letters(name: &str) -> String {
     base(name).split('_').skip(1).filter_map(|w| w.strip_prefix('-').filter(|w| !w.starts_with('-'))).collect()
 }
 
-fn version(files: &dyn Files) -> Option<String> {
-    let mut notes = Vec::new();
-    if let Some(v) = text(files, "version.txt", &mut notes) {
-        // `sosreport: 4.2` on its first line.
-        let first = v.lines().next()?.trim();
+/// sos's own manifest, in sos 4.x reports.
+const SOS_MANIFEST: &str = "sos_reports/manifest.json";
+
+/// `sosreport: 4.2` on version.txt's first line, else the version in sos's manifest.
+fn version(files: &dyn Files, sos_manifest: Option<&serde_json::Value>) -> Option<String> {
+    if let Ok(Some(v)) = files.read("version.txt") {
+        let v = String::from_utf8_lossy(&v);
+        let first = v.lines().next().unwrap_or("").trim();
         let v = first.rsplit(':').next().unwrap_or(first).trim();
         if !v.is_empty() {
             return Some(v.to_string());
         }
     }
-    let manifest = files.read("sos_reports/manifest.json").ok()??;
-    let value: serde_json::Value = serde_json::from_slice(&manifest).ok()?;
-    value.get("version")?.as_str().map(str::to_string)
+    sos_manifest?.get("version")?.as_str().map(str::to_string)
 }
 
 /// Serializes records one JSON object per line.
@@ -483,7 +487,7 @@ fn first_of(files: &dyn Files, names: &[&str], notes: &mut Vec<String>) -> Optio
     names.iter().find_map(|n| text(files, n, notes).map(|t| (n.to_string(), t)))
 }
 
-fn host(files: &dyn Files, t: &mut Translation) {
+fn host(files: &dyn Files, sos_manifest: Option<&serde_json::Value>, t: &mut Translation) {
     let notes = &mut t.report.notes;
     let mut h = HostFacts::default();
     let mut facts: Vec<(&str, String, String)> = Vec::new();
@@ -536,7 +540,7 @@ fn host(files: &dyn Files, t: &mut Translation) {
         h.utc_offset_seconds = *offset;
         facts.push(("time zone", format!("{abbrev} ({offset:+} s)"), from.clone()));
     }
-    let captured = capture_time(files, zone.as_ref().map(|z| z.0 .1), notes);
+    let captured = capture_time(files, sos_manifest, zone.as_ref().map(|z| z.0 .1), notes);
     let mut clocks = Clocks::default();
     if let Some((secs, from)) = &captured {
         clocks.realtime_ns = secs.saturating_mul(1_000_000_000);
@@ -646,7 +650,12 @@ fn parse_offset(s: &str) -> Option<i64> {
 /// `date --utc`, timedatectl's universal time, `date` when it prints UTC, or the start
 /// time in sos's own manifest (local time: shifted by timedatectl's offset when known,
 /// else taken as UTC and noted).
-fn capture_time(files: &dyn Files, offset: Option<i64>, notes: &mut Vec<String>) -> Option<(u64, String)> {
+fn capture_time(
+    files: &dyn Files,
+    sos_manifest: Option<&serde_json::Value>,
+    offset: Option<i64>,
+    notes: &mut Vec<String>,
+) -> Option<(u64, String)> {
     for name in ["sos_commands/date/date_--utc", "sos_commands/general/date_--utc", "sos_commands/date/date"] {
         if let Some(text) = text(files, name, notes) {
             if let Some(secs) = parse_date_utc(&text) {
@@ -662,9 +671,7 @@ fn capture_time(files: &dyn Files, offset: Option<i64>, notes: &mut Vec<String>)
             }
         }
     }
-    let manifest = files.read("sos_reports/manifest.json").ok()??;
-    let value: serde_json::Value = serde_json::from_slice(&manifest).ok()?;
-    let start = value.get("start_time")?.as_str()?;
+    let start = sos_manifest?.get("start_time")?.as_str()?;
     let local = parse_iso_words(start)?;
     let offset = offset.unwrap_or_else(|| {
         notes.push(
@@ -672,7 +679,7 @@ fn capture_time(files: &dyn Files, offset: Option<i64>, notes: &mut Vec<String>)
         );
         0
     });
-    Some(((local as i64 - offset).max(0) as u64, "sos_reports/manifest.json".into()))
+    Some(((local as i64 - offset).max(0) as u64, SOS_MANIFEST.into()))
 }
 
 /// `Thu Feb 10 09:52:10 UTC 2022` (date's default format, in UTC).
