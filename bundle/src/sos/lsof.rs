@@ -78,14 +78,9 @@ pub struct Listing {
     pub unreadable: Vec<usize>,
 }
 
-/// Reads lsof's column listing into one record per open file of a process.
-/// See the module documentation for the format and what each field holds.
-pub fn parse(text: &str) -> Result<Vec<OpenFile>, String> {
-    parse_listing(text).map(|l| l.files)
-}
-
-/// Like [`parse`], and also says how many thread lines were skipped and which lines
-/// could not be read.
+/// Reads lsof's column listing into one record per open file of a process, and says
+/// how many thread lines were skipped and which lines could not be read. See the
+/// module documentation for the format and what each field holds.
 pub fn parse_listing(text: &str) -> Result<Listing, String> {
     let mut out = Listing::default();
     let mut layout: Option<Layout> = None;
@@ -365,6 +360,10 @@ fn failure(name: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(text: &str) -> Result<Vec<OpenFile>, String> {
+        parse_listing(text).map(|l| l.files)
+    }
 
     /// sos 4.2 on Ubuntu 20.04 (lsof 4.93.2), `sos_commands/filesys/lsof_-b_M_-n_-l_-P` of
     /// the vault sos report: the header is preceded by 384 spaces (added below), and the

@@ -119,18 +119,6 @@ pub struct SocketListing {
     pub unreadable: Vec<usize>,
 }
 
-/// Reads `netstat -W -neopa` (or `-anp`, `-tanp`, plain `netstat`) into one record per
-/// TCP, UDP, raw and unix socket. See the module documentation for the format.
-pub fn parse_netstat(text: &str) -> Result<Vec<Socket>, String> {
-    parse_netstat_listing(text).map(|l| l.sockets)
-}
-
-/// Reads `ss -peaonmi` (or `-tupna`, `-tulpn`, `-a`) into one record per TCP, UDP, raw
-/// and unix socket. See the module documentation for the format.
-pub fn parse_ss(text: &str) -> Result<Vec<Socket>, String> {
-    parse_ss_listing(text).map(|l| l.sockets)
-}
-
 /// Whether `s` is a decimal number without sign.
 fn is_number(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
@@ -203,7 +191,9 @@ enum Section {
     Other,
 }
 
-/// Reads netstat's listing, also saying what was skipped.
+/// Reads `netstat -W -neopa` (or `-anp`, `-tanp`, plain `netstat`) into one record per
+/// TCP, UDP, raw and unix socket, also saying what was skipped. See the module
+/// documentation for the format.
 pub fn parse_netstat_listing(text: &str) -> Result<SocketListing, String> {
     let mut out = SocketListing::default();
     let mut section: Option<Section> = None;
@@ -406,7 +396,9 @@ fn netstat_unix(line: &str, width: Option<usize>) -> Option<Socket> {
 // ---------------------------------------------------------------------------------------
 // ss
 
-/// Reads ss's listing, also saying what was skipped.
+/// Reads `ss -peaonmi` (or `-tupna`, `-tulpn`, `-a`) into one record per TCP, UDP, raw
+/// and unix socket, also saying what was skipped. See the module documentation for the
+/// format.
 pub fn parse_ss_listing(text: &str) -> Result<SocketListing, String> {
     let mut out = SocketListing::default();
     let mut header = false;
@@ -620,6 +612,14 @@ fn ss_duration(s: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse_netstat(text: &str) -> Result<Vec<Socket>, String> {
+        parse_netstat_listing(text).map(|l| l.sockets)
+    }
+
+    fn parse_ss(text: &str) -> Result<Vec<Socket>, String> {
+        parse_ss_listing(text).map(|l| l.sockets)
+    }
 
     fn owner(pid: u32, program: &str, fd: u32) -> SocketOwner {
         SocketOwner { pid, program: program.into(), fd }

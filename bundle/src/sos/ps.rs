@@ -37,7 +37,7 @@
 //! apart by their columns, not their names), then any other; `source` names the listing
 //! the state came from (or, with no state anywhere, the first that lists the pid). Two
 //! exceptions: `comm` only from a comm column, else derived from the command line by
-//! [`comm_from_args`]; `start` prefers lstart's full date.
+//! `comm_from_args`; `start` prefers lstart's full date.
 //!
 //! **Caveats for readers.** ps cuts user names longer than its column with a `+`
 //! (`systemd+`), in every listing; a numeric USER or UID (no name) fills `uid` only.
@@ -365,7 +365,7 @@ fn cpu_time(text: &str) -> Option<u64> {
 /// link (`/sbin/init`, comm `systemd`) and for processes that renamed themselves. On the
 /// two sos reports this was checked against (Ubuntu 20.04, Debian 12) it matched the
 /// comm column for 108 of 116 processes.
-pub fn comm_from_args(args: &str) -> String {
+fn comm_from_args(args: &str) -> String {
     let bracketed = args.strip_prefix('[').and_then(|rest| rest.split_once(']')).map(|(name, _)| name);
     let name = bracketed.unwrap_or_else(|| {
         let first = args.split_whitespace().next().unwrap_or("");
