@@ -289,6 +289,7 @@ impl<'a> Input<'a> {
             .get_or_init(|| {
                 let pids = self.pids();
                 if !pids.is_empty() {
+                    let page = self.system_info().page_size;
                     let rows = pids
                         .into_iter()
                         .filter_map(|pid| {
@@ -302,7 +303,8 @@ impl<'a> Input<'a> {
                                     state: stat.state,
                                     comm: stat.comm,
                                     threads: stat.num_threads.max(0) as u64,
-                                    rss_bytes: Some(stat.rss.saturating_mul(self.system_info().page_size)),
+                                    rss_bytes: Some(stat.rss.saturating_mul(page)),
+                                    start_ticks: Some(stat.starttime),
                                     entry: format!("proc/{pid}/stat"),
                                 },
                             ))
@@ -324,6 +326,7 @@ impl<'a> Input<'a> {
                             comm: p.comm,
                             threads: u64::from(p.threads),
                             rss_bytes: p.rss_kib.map(|k| k.saturating_mul(1024)),
+                            start_ticks: None,
                             entry: if p.source.is_empty() { names::PROCESSES.to_string() } else { p.source },
                         };
                         (p.pid, row)
@@ -367,6 +370,8 @@ pub struct ProcessRow {
     pub threads: u64,
     /// Resident memory, when the source says.
     pub rss_bytes: Option<u64>,
+    /// Start time in clock ticks after boot (stat field 22); ps listings do not give it.
+    pub start_ticks: Option<u64>,
     /// The entry this row was read from (`proc/42/stat`, or a sos report's ps listing).
     pub entry: String,
 }

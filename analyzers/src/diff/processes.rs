@@ -78,36 +78,20 @@ struct Seen {
 }
 
 fn seen(i: &Input) -> BTreeMap<(u32, u64), Seen> {
-    let page = i.system_info().page_size;
     let fds = i.descriptors().ok();
-    let open_files = |pid: u32| fds.and_then(|d| d.per_pid.get(&pid)).map(|p| p.count);
-    let mut out = BTreeMap::new();
-    for pid in i.pids() {
-        let Ok(s) = i.process_stat(pid) else { continue };
-        out.insert(
-            (pid, s.starttime),
-            Seen {
-                command: s.comm.clone(),
-                rss_bytes: Some(s.rss.saturating_mul(page)),
-                threads: s.num_threads.max(0) as u64,
-                open_files: open_files(pid),
-            },
-        );
-    }
-    // A sos report's ps listings: no start time in ticks, so a pid whose command changed
-    // is another process (see `compare`).
-    if out.is_empty() {
-        for p in i.processes().map(|p| p.rows.values()).into_iter().flatten() {
-            let seen = Seen {
-                command: p.comm.clone(),
-                rss_bytes: p.rss_bytes,
-                threads: p.threads,
-                open_files: open_files(p.pid),
-            };
-            out.insert((p.pid, 0), seen);
-        }
-    }
-    out
+    // A sos report's ps listings have no start time in ticks: 0, and a pid whose command
+    // changed is another process (see `counterpart`).
+    let rows = i.processes().map(|p| p.rows.values()).into_iter().flatten();
+    rows.map(|p| {
+        let seen = Seen {
+            command: p.comm.clone(),
+            rss_bytes: p.rss_bytes,
+            threads: p.threads,
+            open_files: fds.and_then(|d| d.per_pid.get(&p.pid)).map(|d| d.count),
+        };
+        ((p.pid, p.start_ticks.unwrap_or(0)), seen)
+    })
+    .collect()
 }
 
 fn close_wait(i: &Input) -> Option<BTreeMap<(u32, String), u64>> {
