@@ -647,20 +647,11 @@ fn data_line(o: &VmOptions, values: &[u64; 18], when: Option<(u64, i64)>, out: &
 /// The since-boot line of vmstat 4.0.2: rates are per tick of all CPUs times USER_HZ.
 fn first_line(o: &VmOptions, r: &Reading, hz: u64, kb_per_page: u64) -> [u64; 18] {
     let c = &r.stat.cpu;
-    let mut cpu_use = (c[0] + c[1]) as i64;
-    let cpu_sys = (c[2] + c[5] + c[6]) as i64;
-    let mut cpu_idl = c[3] as i64;
-    let (cpu_iow, cpu_sto, cpu_gue) = (c[4] as i64, c[7] as i64, (c[8] + c[9]) as i64);
-    let mut div = cpu_use + cpu_sys + cpu_idl + cpu_iow + cpu_sto;
-    if div == 0 {
-        div = 1;
-        cpu_idl = 1;
-    }
-    let divo2 = div / 2;
-    cpu_use = if cpu_use >= cpu_gue { cpu_use - cpu_gue } else { 0 };
-    let (udiv, udivo2) = (div as u64, divo2 as u64);
+    let ticks = |i: &[usize]| i.iter().map(|i| c[*i]).sum::<u64>() as i64;
+    let (cpu, div) =
+        cpu_columns(ticks(&[0, 1]), ticks(&[2, 5, 6]), ticks(&[3]), ticks(&[4]), ticks(&[7]), ticks(&[8, 9]));
+    let (udiv, udivo2) = (div as u64, (div / 2) as u64);
     let rate = |v: u64| u64::from((v.wrapping_mul(hz).wrapping_add(udivo2) / udiv) as u32);
-    let pct = |v: i64| u64::from(((100 * v + divo2) / div) as u32);
     let m = o.memory(&r.mem);
     [
         r.stat.running,
@@ -675,13 +666,28 @@ fn first_line(o: &VmOptions, r: &Reading, hz: u64, kb_per_page: u64) -> [u64; 18
         rate(r.paging.pgpgout),
         rate(r.stat.intr),
         rate(r.stat.ctxt),
-        pct(cpu_use),
-        pct(cpu_sys),
-        pct(cpu_idl),
-        pct(cpu_iow),
-        pct(cpu_sto),
-        pct(cpu_gue),
+        cpu[0],
+        cpu[1],
+        cpu[2],
+        cpu[3],
+        cpu[4],
+        cpu[5],
     ]
+}
+
+/// vmstat's us, sy, id, wa, st and gu columns from tick counts (guest time is taken out
+/// of user time after the divisor is summed, as vmstat does), and that divisor.
+fn cpu_columns(user: i64, sys: i64, idle: i64, iowait: i64, steal: i64, guest: i64) -> ([u64; 6], i64) {
+    let mut idle = idle;
+    let mut div = user + sys + idle + iowait + steal;
+    if div == 0 {
+        div = 1;
+        idle = 1;
+    }
+    let divo2 = div / 2;
+    let user = if user >= guest { user - guest } else { 0 };
+    let pct = |v: i64| u64::from(((100 * v + divo2) / div) as u32);
+    ([pct(user), pct(sys), pct(idle), pct(iowait), pct(steal), pct(guest)], div)
 }
 
 /// One line of vmstat's loop between two readings `ms` milliseconds apart; `debt`
@@ -689,10 +695,7 @@ fn first_line(o: &VmOptions, r: &Reading, hz: u64, kb_per_page: u64) -> [u64; 18
 fn interval_line(o: &VmOptions, a: &Reading, b: &Reading, ms: u64, kb_per_page: u64, debt: &mut i64) -> [u64; 18] {
     let d = |i: usize| b.stat.cpu[i].wrapping_sub(a.stat.cpu[i]) as i64;
     let pos = |v: i64| v.max(0);
-    let mut cpu_use = pos(d(0)) + pos(d(1));
-    let cpu_sys = pos(d(2)) + pos(d(5)) + pos(d(6));
     let mut cpu_idl = d(3);
-    let (cpu_iow, cpu_sto, cpu_gue) = (pos(d(4)), pos(d(7)), pos(d(8)) + pos(d(9)));
     if *debt != 0 {
         cpu_idl += *debt;
         *debt = 0;
@@ -701,14 +704,14 @@ fn interval_line(o: &VmOptions, a: &Reading, b: &Reading, ms: u64, kb_per_page: 
         *debt = cpu_idl;
         cpu_idl = 0;
     }
-    let mut div = cpu_use + cpu_sys + cpu_idl + cpu_iow + cpu_sto;
-    if div == 0 {
-        div = 1;
-        cpu_idl = 1;
-    }
-    let divo2 = div / 2;
-    cpu_use = if cpu_use >= cpu_gue { cpu_use - cpu_gue } else { 0 };
-    let pct = |v: i64| u64::from(((100 * v + divo2) / div) as u32);
+    let (cpu, _) = cpu_columns(
+        pos(d(0)) + pos(d(1)),
+        pos(d(2)) + pos(d(5)) + pos(d(6)),
+        cpu_idl,
+        pos(d(4)),
+        pos(d(7)),
+        pos(d(8)) + pos(d(9)),
+    );
     // vmstat N divides by its whole-second delay, rounding half up; an interval that is
     // not whole seconds is rounded the same way in floating point.
     let per_second = |delta: u64| -> u64 {
@@ -736,12 +739,12 @@ fn interval_line(o: &VmOptions, a: &Reading, b: &Reading, ms: u64, kb_per_page: 
         per_second(delta(|r| r.paging.pgpgout)),
         per_second(delta(|r| r.stat.intr)),
         per_second(delta(|r| r.stat.ctxt)),
-        pct(cpu_use),
-        pct(cpu_sys),
-        pct(cpu_idl),
-        pct(cpu_iow),
-        pct(cpu_sto),
-        pct(cpu_gue),
+        cpu[0],
+        cpu[1],
+        cpu[2],
+        cpu[3],
+        cpu[4],
+        cpu[5],
     ]
 }
 
