@@ -651,4 +651,24 @@ mod tests {
         assert!(err.starts_with("sos_commands/networking/netstat_-W_-neopa: "), "{err}");
         assert_eq!(made.error.as_deref(), Some(err.as_str()));
     }
+
+    #[test]
+    fn a_listing_that_does_not_read_gives_way_to_the_next() {
+        // sos 4.2's lsof +M -n -l.
+        let head =
+            "COMMAND      PID    TID TASKCMD       USER   FD      TYPE             DEVICE  SIZE/OFF     NODE NAME\n";
+        let line =
+            "systemd        1                         0  cwd       DIR              252,2      4096  3411983 /\n";
+        let lsof = format!("{head}{line}");
+        // The larger listing lost its header (sos keeps the tail of a long output).
+        let cut = line.repeat(10);
+        let t = translate(
+            &mem(&[("sos_commands/process/lsof_M_-n_-l", &cut), ("sos_commands/filesys/lsof_-b_M_-n_-l_-P", &lsof)]),
+            None,
+        );
+        let made = &t.report.made[0];
+        assert_eq!((made.entry.as_str(), made.records), (names::OPEN_FILES, 1));
+        assert_eq!(made.from, ["sos_commands/filesys/lsof_-b_M_-n_-l_-P"]);
+        assert!(t.report.notes.iter().any(|n| n.starts_with("sos_commands/process/lsof_M_-n_-l could not be read")));
+    }
 }
