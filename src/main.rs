@@ -60,6 +60,7 @@ fn main() -> ExitCode {
     };
     if reads_a_bundle {
         heap::use_huge_pages();
+        heap::grow_in_large_steps();
     }
     if !matches!(cli.command, Command::Collect(_)) {
         // A report piped into `head` or `less` ends quietly when the reader goes away,

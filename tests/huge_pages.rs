@@ -74,3 +74,47 @@ fn commands_that_do_not_read_a_bundle_run_as_they_are() {
     let snap = env!("CARGO_BIN_EXE_snap").to_string();
     assert_eq!(execs(&["rules"], None), vec![(snap, None)]);
 }
+
+/// The steps in which `snap args` grew its heap: `brk` calls (the main arena) and
+/// `mprotect` calls (the other threads' arenas).
+fn heap_steps(args: &[&str], tunables: &str) -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("strace.log");
+    let out = Command::new("strace")
+        .args(["-f", "-e", "trace=brk,mprotect", "-o"])
+        .arg(&log)
+        .arg(env!("CARGO_BIN_EXE_snap"))
+        .args(args)
+        .env("GLIBC_TUNABLES", tunables)
+        .output()
+        .expect("strace runs (installed by .ci/run)");
+    assert!(out.status.success(), "snap {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::read_to_string(&log).unwrap().lines().filter(|l| l.contains("mprotect(") || l.contains("brk(")).count()
+}
+
+#[test]
+fn reading_a_bundle_grows_the_heap_in_large_steps_unless_the_user_says_otherwise() {
+    // A socket scan of 40,000 records: megabytes of small allocations.
+    let dir = tempfile::tempdir().unwrap();
+    let b = bundle(dir.path());
+    std::fs::create_dir_all(dir.path().join("scan")).unwrap();
+    let mut scan = String::new();
+    for i in 0..40_000u32 {
+        scan.push_str(&format!(
+            "{{\"proto\":\"tcp\",\"local_addr\":\"127.0.0.1\",\"local_port\":{},\"remote_addr\":\"127.0.0.1\",\
+             \"remote_port\":8080,\"state\":\"ESTABLISHED\",\"recv_q\":0,\"send_q\":0,\"timer\":\"off\",\
+             \"timer_secs\":0.0,\"retransmits\":0,\"uid\":0,\"inode\":{},\"owners\":[{{\"pid\":{},\
+             \"program\":\"client-{i}\",\"fd\":{}}}]}}\n",
+            10_000 + i % 50_000,
+            100_000 + i,
+            1000 + i % 500,
+            3 + i
+        ));
+    }
+    std::fs::write(dir.path().join("scan/sockets.jsonl"), scan).unwrap();
+    let args = ["analyze", "--format", "json", b.as_str()];
+    // hugetlb=0 keeps the process from re-executing itself, so one process is counted.
+    let large = heap_steps(&args, "glibc.malloc.hugetlb=0");
+    let default = heap_steps(&args, "glibc.malloc.hugetlb=0:glibc.malloc.top_pad=131072");
+    assert!(large * 4 < default, "{large} heap steps with the large top pad, {default} with glibc's default");
+}
