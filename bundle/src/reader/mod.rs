@@ -174,7 +174,7 @@ impl Bundle {
     /// it in errors.
     pub fn from_bytes(label: &Path, bytes: &[u8]) -> Result<Bundle, BundleError> {
         let limits = Limits::default();
-        Bundle::from_archive(label, read_archive_from(label, bytes, &limits)?, limits)
+        Bundle::from_archive(label, read_archive_from(label, bytes, bytes.len() as u64, &limits)?, limits)
     }
 
     pub fn path(&self) -> &Path {
