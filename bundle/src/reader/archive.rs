@@ -9,6 +9,7 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::mpsc;
 
+use super::index::Index;
 use super::{shown_name, BundleError, Limits};
 use crate::manifest::Manifest;
 use crate::names;
@@ -20,7 +21,7 @@ use crate::untar;
 /// has tens of thousands of small entries, and reads borrow from it without copying.
 pub(super) struct Archive {
     pub(super) data: Vec<u8>,
-    pub(super) index: BTreeMap<String, Range<usize>>,
+    pub(super) index: Index,
     /// The manifest, parsed on another thread while the rest of the archive was read.
     pub(super) manifest: Option<Result<Manifest, String>>,
     /// Where the sos report's tree starts, when the archive is one.
@@ -252,7 +253,8 @@ fn parse_tar<'scope>(
     // The manifest (the first entry of a snap bundle, megabytes of JSON on a busy host)
     // is parsed on its own thread while the rest is read.
     let mut manifest: Option<std::thread::ScopedJoinHandle<'scope, Result<Manifest, String>>> = None;
-    let mut map: BTreeMap<String, Range<usize>> = BTreeMap::new();
+    // Indexed once all have arrived (see `Index`).
+    let mut entries: Vec<(String, Range<usize>)> = Vec::new();
     let mut data: Vec<u8> = Vec::new();
     // Where the address space cannot be had (a strict overcommit policy), the buffer
     // grows as it would have.
@@ -304,7 +306,7 @@ fn parse_tar<'scope>(
             // them (its top-level `ps -> sos_commands/process/ps_auxwwwm`); a snap bundle
             // never does, so whether one is refused is decided once the archive is known.
             others.push((name.clone(), kind, link));
-            if others.len() + map.len() > limits.max_entries {
+            if others.len() + entries.len() > limits.max_entries {
                 return Err(BundleError::TooManyEntries { path: path.into(), limit: limits.max_entries });
             }
             let skip = untar::BLOCK as u64 + untar::padded(size);
@@ -326,7 +328,7 @@ fn parse_tar<'scope>(
         if total > limits.max_total_bytes {
             return Err(BundleError::TooLarge { path: path.into(), entry: name, limit: limits.max_total_bytes });
         }
-        if map.len() >= limits.max_entries {
+        if entries.len() >= limits.max_entries {
             return Err(BundleError::TooManyEntries { path: path.into(), limit: limits.max_entries });
         }
         // The header, then exactly `size` bytes (checked against the limits above), then
@@ -347,14 +349,17 @@ fn parse_tar<'scope>(
             let parse = move || Manifest::from_json_without_entries(&bytes).map_err(|e| e.to_string());
             manifest = std::thread::Builder::new().name("snap-manifest".into()).spawn_scoped(scope, parse).ok();
         }
-        if map.insert(name.clone(), start..data.len()).is_some() {
-            return Err(BundleError::BadEntry { path: path.into(), entry: name, reason: "duplicate entry".into() });
-        }
+        entries.push((name.clone(), start..data.len()));
         last = Some(name);
     }
     data.shrink_to_fit();
     let manifest = manifest.map(|h| h.join().unwrap_or_else(|_| Err("the manifest parser panicked".to_string())));
-    let report = sos::Layout::of_archive(&map);
+    let mut index = Index::new(entries).map_err(|name| BundleError::BadEntry {
+        path: path.into(),
+        entry: name,
+        reason: "duplicate entry".into(),
+    })?;
+    let report = sos::Layout::of_archive(&index);
     if let (None, Some((name, kind, _))) = (&report, others.first()) {
         return Err(BundleError::BadEntry {
             path: path.into(),
@@ -363,12 +368,8 @@ fn parse_tar<'scope>(
         });
     }
     let strip = report.as_ref().and_then(|r| r.top.as_ref()).map_or(0, |top| top.len() + 1);
-    if strip > 0 {
-        map = std::mem::take(&mut map)
-            .into_iter()
-            .filter(|(name, _)| name.len() > strip)
-            .map(|(name, range)| (name[strip..].to_string(), range))
-            .collect();
+    if let Some(top) = report.as_ref().and_then(|r| r.top.as_ref()) {
+        index = index.strip(&format!("{top}/"));
     }
     // A sos report's links that stay inside it (`proc/net -> self/net`), read through.
     let links = match &report {
@@ -382,7 +383,7 @@ fn parse_tar<'scope>(
             })
             .collect(),
     };
-    Ok(Archive { data, index: map, manifest: if report.is_some() { None } else { manifest }, report, links })
+    Ok(Archive { data, index, manifest: if report.is_some() { None } else { manifest }, report, links })
 }
 
 fn bad_entry(path: &Path, raw: &[u8], reason: String) -> BundleError {

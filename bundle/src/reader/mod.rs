@@ -19,6 +19,7 @@ use crate::names;
 use crate::sos;
 
 mod archive;
+pub(crate) mod index;
 use archive::{read_archive, read_archive_from, Archive};
 
 /// Caps that keep a hostile bundle from exhausting memory.
@@ -245,7 +246,7 @@ impl Bundle {
         let name = match &self.source {
             // Names that are already canonical (what callers almost always pass) skip the
             // allocation of validation.
-            Source::Archive(a) if a.index.contains_key(name) => name,
+            Source::Archive(a) if a.index.contains(name) => name,
             _ => {
                 checked = names::validate(name.as_bytes()).map_err(|e| BundleError::BadEntry {
                     path: self.path.clone(),
@@ -258,7 +259,7 @@ impl Bundle {
         match &self.source {
             Source::Archive(a) => {
                 let found = a.index.get(name).or_else(|| a.index.get(&sos::through_links(&a.links, name)?));
-                Ok(found.map(|r| Cow::Borrowed(&a.data[r.clone()])))
+                Ok(found.map(|r| Cow::Borrowed(&a.data[r])))
             }
             Source::Dir(root) => Ok(self.read_dir_entry(root, name)?.map(Cow::Owned)),
         }
@@ -278,7 +279,7 @@ impl Bundle {
             return made.map(|bytes| Some(EntryReader::Slice(bytes)));
         }
         match &self.source {
-            Source::Archive(a) => Ok(a.index.get(&name).map(|r| EntryReader::Slice(&a.data[r.clone()]))),
+            Source::Archive(a) => Ok(a.index.get(&name).map(|r| EntryReader::Slice(&a.data[r]))),
             Source::Dir(root) => {
                 let Some(p) = self.dir_entry_path(root, &name)? else { return Ok(None) };
                 let read_error = |source| BundleError::Read { path: self.path.clone(), entry: name.clone(), source };
@@ -354,7 +355,7 @@ impl Bundle {
 
     fn stored_entries(&self) -> Result<Vec<String>, BundleError> {
         match &self.source {
-            Source::Archive(a) => Ok(a.index.keys().cloned().collect()),
+            Source::Archive(a) => Ok(a.index.names().map(str::to_string).collect()),
             Source::Dir(root) => {
                 let mut out = Vec::new();
                 walk_dir(root, "", &mut out, self.limits.max_entries).map_err(|source| BundleError::Read {
@@ -399,10 +400,9 @@ impl sos::Files for Bundle {
         match &self.source {
             Source::Archive(a) => a
                 .index
-                .range::<String, _>(prefix.clone()..)
-                .take_while(|(k, _)| k.starts_with(&prefix))
-                .filter(|(k, _)| !k[prefix.len()..].contains('/'))
-                .map(|(k, _)| k.clone())
+                .starting_with(&prefix)
+                .filter(|k| !k[prefix.len()..].contains('/'))
+                .map(str::to_string)
                 .collect(),
             Source::Dir(root) => {
                 // Walked without following links, as entries are read.

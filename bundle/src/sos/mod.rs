@@ -45,9 +45,9 @@ const MARKS: [&str; 3] = ["sos_commands/", "sos_logs/", "sos_reports/"];
 impl Layout {
     /// The layout of an archive whose (sorted) entry names are `index`'s keys, when it
     /// is a sos report.
-    pub(crate) fn of_archive<V>(index: &BTreeMap<String, V>) -> Option<Layout> {
-        let first = index.keys().next()?;
-        let last = index.keys().next_back()?;
+    pub(crate) fn of_archive(index: &crate::reader::index::Index) -> Option<Layout> {
+        let first = index.names().next()?;
+        let last = index.names().next_back()?;
         // Sorted names: when the first and the last share a top directory, all do.
         let top = first
             .split_once('/')
@@ -56,7 +56,8 @@ impl Layout {
         let prefix = top.map(|t| format!("{t}/")).unwrap_or_default();
         let holds = |dir: &str| {
             let p = format!("{prefix}{dir}");
-            index.range::<String, _>(p.clone()..).next().is_some_and(|(k, _)| k.starts_with(&p))
+            let found = index.starting_with(&p).next().is_some();
+            found
         };
         MARKS.iter().any(|m| holds(m)).then(|| Layout { top: top.map(str::to_string) })
     }
@@ -545,7 +546,9 @@ mod tests {
 
     #[test]
     fn layouts() {
-        let index = |names: &[&str]| names.iter().map(|n| (n.to_string(), ())).collect::<BTreeMap<_, _>>();
+        let index = |names: &[&str]| {
+            crate::reader::index::Index::new(names.iter().map(|n| (n.to_string(), 0..0)).collect()).unwrap()
+        };
         assert_eq!(
             Layout::of_archive(&index(&["top/proc/stat", "top/sos_commands/host/uptime", "top/version.txt"])),
             Some(Layout { top: Some("top".into()) })
