@@ -17,6 +17,8 @@ use snap_bundle::manifest::Manifest;
 use snap_bundle::scan::{self, Filesystem, OpenFile, Process, Socket};
 use snap_bundle::{names, Bundle};
 
+use crate::compact;
+
 /// Why a rule could not produce its verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Skip {
@@ -377,7 +379,16 @@ pub struct ProcessRow {
 }
 
 fn parse_sockets(bytes: &[u8]) -> Need<Vec<Socket>> {
-    scan::parse_jsonl(bytes).map_err(|e| Skip::bad(names::SOCKETS, e))
+    let bad = |e: String| Skip::bad(names::SOCKETS, e);
+    let text = std::str::from_utf8(bytes).map_err(|e| bad(format!("not UTF-8: {e}")))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| match compact::socket(l) {
+            Some(s) => Ok(s),
+            None => serde_json::from_str(l).map_err(|e| bad(format!("line {}: {e}", i + 1))),
+        })
+        .collect()
 }
 
 fn parse_descriptors(bytes: &[u8]) -> Need<Descriptors> {
