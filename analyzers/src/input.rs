@@ -127,9 +127,9 @@ impl<'a> Input<'a> {
     /// An entry as text (invalid UTF-8 replaced).
     pub fn text(&self, entry: &str) -> Need<Cow<'a, str>> {
         Ok(match self.raw(entry)? {
-            Cow::Borrowed(b) => String::from_utf8_lossy(b),
+            Cow::Borrowed(b) => snap_bundle::text::lossy(b),
             Cow::Owned(v) => {
-                Cow::Owned(String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+                Cow::Owned(String::from_utf8(v).unwrap_or_else(|e| snap_bundle::text::lossy(e.as_bytes()).into_owned()))
             }
         })
     }
@@ -561,7 +561,7 @@ impl Descriptors {
 /// offsets, so a line starting with `(`, a multi-byte character next to a parenthesis,
 /// or nothing after the `)` would panic.
 pub fn process_stat(bytes: &[u8]) -> Result<procfs_core::process::Stat, String> {
-    let line = String::from_utf8_lossy(bytes);
+    let line = snap_bundle::text::lossy(bytes);
     let line = line.trim();
     let (open, close) = match (line.find('('), line.rfind(')')) {
         (Some(o), Some(c)) if o < c => (o, c),

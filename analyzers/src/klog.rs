@@ -121,7 +121,7 @@ pub fn lines_of(entry: &str, bytes: &[u8]) -> Vec<LogLine> {
             }
             continue;
         }
-        let text = String::from_utf8_lossy(raw);
+        let text = snap_bundle::text::lossy(raw);
         if let Some(p) = parse_line(&text, syslog_file) {
             out.push(LogLine {
                 entry: entry.to_string(),

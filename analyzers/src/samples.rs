@@ -282,7 +282,7 @@ fn read_sample(
 ) -> Need<Sample> {
     let raw = input.raw(&entry)?;
     let stat = KernelStats::from_read(&raw[..], info).map_err(|e| Skip::bad(&entry, e))?;
-    let text = String::from_utf8_lossy(&raw);
+    let text = snap_bundle::text::lossy(&raw);
     let ids: Vec<u32> = text
         .lines()
         .filter_map(|l| l.strip_prefix("cpu").filter(|r| r.starts_with(|c: char| c.is_ascii_digit())))

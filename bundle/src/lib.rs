@@ -15,6 +15,7 @@ pub mod names;
 pub mod reader;
 pub mod scan;
 pub mod sos;
+pub mod text;
 pub mod time;
 mod untar;
 pub mod writer;

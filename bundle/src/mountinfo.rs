@@ -46,7 +46,7 @@ pub fn unescape(s: &str) -> String {
             i += 1;
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::text::lossy(&out).into_owned()
 }
 
 /// Parses one mountinfo line: `id parent maj:min root target opts [tags...] - type source superopts`.

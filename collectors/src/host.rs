@@ -7,7 +7,7 @@ use crate::sys;
 
 fn text(ctx: &mut Ctx, path: &str) -> Option<String> {
     let out = ctx.read(path);
-    (out.status == snap_bundle::EntryStatus::Ok).then(|| String::from_utf8_lossy(&out.data).trim().to_string())
+    (out.status == snap_bundle::EntryStatus::Ok).then(|| snap_bundle::text::lossy(&out.data).trim().to_string())
 }
 
 pub fn facts(ctx: &mut Ctx, realtime_secs: i64) -> HostFacts {
@@ -46,7 +46,7 @@ fn uname() -> (String, String, String, String) {
     }
     let f = |s: &[libc::c_char]| {
         let bytes: Vec<u8> = s.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
-        String::from_utf8_lossy(&bytes).into_owned()
+        snap_bundle::text::lossy(&bytes).into_owned()
     };
     (f(&u.nodename), f(&u.release), f(&u.version), f(&u.machine))
 }

@@ -352,7 +352,7 @@ fn netstat_program(input: &Input, owner: Option<&SocketOwner>) -> String {
     };
     let raw = &raw[..raw.len().min(511)];
     let argv0 = raw.split(|&b| b == 0).next().unwrap_or_default();
-    let argv0 = String::from_utf8_lossy(argv0);
+    let argv0 = snap_bundle::text::lossy(argv0);
     let name = if argv0.starts_with('/') { argv0.rsplit('/').next().unwrap_or("") } else { &argv0 };
     let s = format!("{}/{}", o.pid, name);
     s.chars().take(19).collect()

@@ -258,7 +258,7 @@ fn describe_busy(busy: &[(u32, f64)]) -> String {
 /// A cmdline with its NULs as spaces, trimmed.
 fn cmdline(input: &Input, pid: u32) -> String {
     let raw = input.raw(&format!("proc/{pid}/cmdline")).unwrap_or_default();
-    let s: String = String::from_utf8_lossy(&raw).replace('\0', " ");
+    let s: String = snap_bundle::text::lossy(&raw).replace('\0', " ");
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

@@ -84,7 +84,7 @@ fn load_average(input: &Input) -> Need<(LoadAverage, Option<u32>, Evidence)> {
         other => other?,
     };
     let la = LoadAverage::from_read(&raw[..]).map_err(|e| Skip::bad("proc/loadavg", e))?;
-    let line = String::from_utf8_lossy(&raw).trim().to_string();
+    let line = snap_bundle::text::lossy(&raw).trim().to_string();
     Ok((la.clone(), Some(la.cur), Evidence::entry("proc/loadavg").line(line)))
 }
 

@@ -91,7 +91,7 @@ const MAX_SHOWN_NAME: usize = 200;
 
 /// An entry name fit for an error message: lossy UTF-8, cut when very long.
 fn shown_name(raw: &[u8]) -> String {
-    let s = String::from_utf8_lossy(raw);
+    let s = crate::text::lossy(raw);
     if s.chars().count() <= MAX_SHOWN_NAME {
         return s.into_owned();
     }

@@ -876,13 +876,13 @@ nfs:/export    nfs         100     50        50  50% /mnt/trailing   \t
             for b in [b' ', b'\n', b'-', b'%', b'9', b'x', b'/', 0xe2, 0xff] {
                 let mut m = bytes.to_vec();
                 m[i] = b;
-                let text = String::from_utf8_lossy(&m);
+                let text = crate::text::lossy(&m);
                 let _ = parse(Some(&text), Some(&text));
             }
             let mut m = bytes.to_vec();
             m.insert(i, b'\xc3');
             m.insert(i + 1, b'\xa9');
-            let _ = parse(Some(&String::from_utf8_lossy(&m)), None);
+            let _ = parse(Some(&crate::text::lossy(&m)), None);
         }
         for odd in ["df: ‘", "df: ‘/x’", "df: '/", "df: `/x'", "df: \"/x\": ", "Filesystem Mounted on\n/x y\n"] {
             let _ = parse(Some(odd), Some(odd));

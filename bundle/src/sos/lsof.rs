@@ -543,7 +543,7 @@ tmux:\x20 12907        0  cwd    DIR  254,0     4096 10018819 /tmp/h1cap
         for sub in ["jc", "insights-core"] {
             for entry in std::fs::read_dir(format!("{dir}/{sub}")).unwrap() {
                 let path = entry.unwrap().path();
-                let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+                let text = crate::text::lossy(&std::fs::read(&path).unwrap()).into_owned();
                 let name = format!("{sub}/{}", path.file_name().unwrap().to_string_lossy());
                 let got = parse_listing(&text);
                 let Some((_, want)) = expected.iter().find(|(f, _)| *f == name) else {

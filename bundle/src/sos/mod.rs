@@ -271,7 +271,7 @@ pub(crate) fn translate(files: &dyn Files, top: Option<String>) -> Translation {
 /// A file as text (invalid UTF-8 replaced); None when absent or unreadable (noted).
 fn text(files: &dyn Files, name: &str, notes: &mut Vec<String>) -> Option<String> {
     match files.read(name) {
-        Ok(Some(b)) => Some(String::from_utf8_lossy(&b).into_owned()),
+        Ok(Some(b)) => Some(crate::text::lossy(&b).into_owned()),
         Ok(None) => None,
         Err(e) => {
             notes.push(format!("{name}: {e}"));
@@ -297,7 +297,7 @@ const SOS_MANIFEST: &str = "sos_reports/manifest.json";
 /// `sosreport: 4.2` on version.txt's first line, else the version in sos's manifest.
 fn version(files: &dyn Files, sos_manifest: Option<&serde_json::Value>) -> Option<String> {
     if let Ok(Some(v)) = files.read("version.txt") {
-        let v = String::from_utf8_lossy(&v);
+        let v = crate::text::lossy(&v);
         let first = v.lines().next().unwrap_or("").trim();
         let v = first.rsplit(':').next().unwrap_or(first).trim();
         if !v.is_empty() {
@@ -519,7 +519,7 @@ pub(crate) mod damage {
                     bytes.push(b'x');
                 }
             }
-            check(&String::from_utf8_lossy(&bytes));
+            check(&crate::text::lossy(&bytes));
         }
     }
 }

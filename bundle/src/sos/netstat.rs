@@ -999,7 +999,7 @@ u_str  ESTAB      0      0       * 22658                 * 22657
                 let path = entry.unwrap().path();
                 let file = path.file_name().unwrap().to_string_lossy().into_owned();
                 let name = format!("{sub}/{file}");
-                let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+                let text = crate::text::lossy(&std::fs::read(&path).unwrap()).into_owned();
                 let is_ss = file.starts_with("ss_") || file.contains("_ss-");
                 let got = if is_ss { parse_ss_listing(&text) } else { parse_netstat_listing(&text) };
                 let Some((_, want)) = expected.iter().find(|(f, _)| *f == name) else {

@@ -707,7 +707,7 @@ F   UID   PID  PPID PRI  NI    VSZ   RSS WCHAN  STAT TTY        TIME COMMAND
             for (i, b) in (0..text.len()).zip(replacements.iter().cycle()) {
                 let mut m = text.as_bytes().to_vec();
                 m[i] = *b;
-                let _ = parse(&[(name, &String::from_utf8_lossy(&m))]);
+                let _ = parse(&[(name, &crate::text::lossy(&m))]);
             }
         }
         for odd in ["PID\n-\n", "PID STARTED\n1 Mon\n", "PID COMMAND X\n1 a\n", "PID STAT\n1 é\n", "PID %CPU\n1 inf\n"]

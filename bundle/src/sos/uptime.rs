@@ -350,7 +350,7 @@ Mem:            23Gi       676Mi        13Gi       8.7Mi       9.4Gi        22Gi
                 for b in [b' ', b'\n', b',', b':', b'9', b'-', 0xe2, 0xff] {
                     let mut m = text.as_bytes().to_vec();
                     m[i] = b;
-                    let m = String::from_utf8_lossy(&m);
+                    let m = crate::text::lossy(&m);
                     let _ = (parse_uptime(&m), parse_free(&m));
                 }
             }

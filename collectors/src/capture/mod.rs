@@ -317,8 +317,8 @@ mod tests {
         let out = std::process::Command::new("tcpdump").args(["-nn", "-r"]).arg(&file).output();
         std::fs::remove_file(&file).unwrap();
         let out = out.ok()?;
-        assert!(out.status.success(), "tcpdump -r: {}", String::from_utf8_lossy(&out.stderr));
-        Some(String::from_utf8_lossy(&out.stdout).lines().count())
+        assert!(out.status.success(), "tcpdump -r: {}", snap_bundle::text::lossy(&out.stderr));
+        Some(snap_bundle::text::lossy(&out.stdout).lines().count())
     }
 
     fn check_udp_capture(interfaces: &[&str]) {

@@ -205,7 +205,7 @@ impl Collector for Filesystems {
             let why = out.message.unwrap_or_else(|| out.status.as_str().to_string());
             return Err(Halt::Failed(format!("cannot read /proc/self/mountinfo: {why}")));
         }
-        let mounts = parse_mountinfo(&String::from_utf8_lossy(&out.data));
+        let mounts = parse_mountinfo(&snap_bundle::text::lossy(&out.data));
         let (mut probes, mut times, mut stopped) = (Vec::new(), Vec::new(), None);
         for m in &mounts {
             if let Err(stop) = ctx.check() {

@@ -48,7 +48,7 @@ pub fn list_pids(ctx: &Ctx) -> Vec<u32> {
 /// User names by uid, from the collector root's /etc/passwd.
 fn users(ctx: &mut Ctx) -> HashMap<u32, String> {
     let out = ctx.read("/etc/passwd");
-    String::from_utf8_lossy(&out.data)
+    snap_bundle::text::lossy(&out.data)
         .lines()
         .filter_map(|l| {
             let mut f = l.split(':');
@@ -181,7 +181,7 @@ fn capture(proc_dir: &Path, pid: u32, opts: (u64, bool), cache: &StatCache, p: &
         let out = read_capped(&proc_dir.join(rel), cap);
         let mut s = sink.lock().expect("capture lock");
         if rel == "status" {
-            if let Some(name) = String::from_utf8_lossy(&out.data).lines().find_map(|l| l.strip_prefix("Name:")) {
+            if let Some(name) = snap_bundle::text::lossy(&out.data).lines().find_map(|l| l.strip_prefix("Name:")) {
                 s.comm = name.trim().to_string();
             }
         }

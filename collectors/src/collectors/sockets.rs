@@ -51,7 +51,7 @@ impl Collector for Sockets {
             if !matches!(status, EntryStatus::Ok | EntryStatus::Truncated) {
                 continue;
             }
-            let text = String::from_utf8_lossy(whole_lines(data));
+            let text = snap_bundle::text::lossy(whole_lines(data));
             let parsed: Box<dyn Iterator<Item = Socket>> = match proto {
                 "unix" => Box::new(parse_unix(&text)),
                 _ => Box::new(parse_inet(&text, proto, clk_tck)),
