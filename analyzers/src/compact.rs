@@ -1,29 +1,20 @@
 //! The socket scan read without a JSON parser, line by line, where a line is as snap
-//! writes it: compact JSON, keys in quotes, no space between tokens.
+//! writes it: compact JSON, its keys in the order of [`Socket`]'s fields.
 //!
-//! A busy host's bundle has ~20,000 sockets (16 fields and an array of owners each).
-//! Read here, the benchmark bundle's 20,006 take 29 M fewer instructions than through
-//! serde_json (cachegrind of `snap analyze`: 1.241 G -> 1.219 G in all). A line is walked
-//! once: a string runs to the next quote, which is sound only because the line is
-//! [`plain`] (no backslash, so no escaped quote; no control byte, which JSON forbids in
-//! a string). Anything else the walk does not expect (an escape, a space between
-//! tokens, a nested object, a number in a form JSON refuses, a repeated key) gives
-//! `None`, and the caller hands the line to serde_json, which decides, with its own
-//! error message. So a line read here reads as serde_json reads it; the tests hold the
-//! two to that on every cut and thousands of mutations of such lines.
-//!
-//! (The open-file scan has its own, looser line scan in `input`: it needs five fields
-//! of fourteen, and a strict walk cost more than it saved there.)
+//! A busy host's bundle has ~20,000 sockets (16 fields and an array of owners each);
+//! through serde_json they were the second largest cost of its analysis after the
+//! open-file scan. Here each key is checked where the collector writes it, and each
+//! value read in place: a string runs to the next quote, which is sound only because
+//! the line is [`plain`] (no backslash, so no escaped quote; no control byte, which
+//! JSON forbids in a string). Anything else (an escape, another key order, a space
+//! between tokens, a number in a form JSON refuses) gives `None`, and the caller hands
+//! the line to serde_json, which decides, with its own error message. So a line read
+//! here reads as serde_json reads it; the tests hold the two to that on every cut and
+//! thousands of mutations of such lines.
 
 use snap_bundle::scan::{Socket, SocketOwner};
 
-/// Where `byte` is first in `b`. A plain loop: the spans here (keys, addresses, states)
-/// are a few bytes long, shorter than what memchr's setup pays off for.
-fn memchr(byte: u8, b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == byte)
-}
-
-/// Whether the walk may read `line`: no backslash and no control byte.
+/// Whether the line may be read in place: no backslash and no control byte.
 fn plain(line: &str) -> bool {
     let bad = |b: u8| (b == b'\\') | (b < 0x20);
     // 32 bytes at a time without an early exit inside, so that the compiler makes it
@@ -37,110 +28,46 @@ fn plain(line: &str) -> bool {
     !blocks.remainder().iter().any(|&b| bad(b))
 }
 
-/// A value as written.
-enum Value<'a> {
-    /// A string's contents, without the quotes.
-    Str(&'a str),
-    /// A number, `true`, `false` or `null`, unchecked.
-    Scalar(&'a str),
-    /// An array, brackets included (see [`objects`]).
-    Array(&'a str),
+/// A [`plain`] line, read from left to right.
+struct Cursor<'a> {
+    line: &'a str,
+    at: usize,
 }
 
-/// Calls `each` with every `"key":value` pair of the object `text` (braces included),
-/// in order. None when the object is not in the expected form or `each` says None.
-/// `text` must be [`plain`].
-fn pairs<'a>(text: &'a str, mut each: impl FnMut(&'a str, Value<'a>) -> Option<()>) -> Option<()> {
-    let b = text.as_bytes();
-    if b.len() < 2 || b[0] != b'{' || b[b.len() - 1] != b'}' {
-        return None;
+impl<'a> Cursor<'a> {
+    fn rest(&self) -> &'a [u8] {
+        &self.line.as_bytes()[self.at..]
     }
-    let end = b.len() - 1;
-    let mut at = 1;
-    if at == end {
-        return Some(());
-    }
-    loop {
-        if b[at] != b'"' {
-            return None;
-        }
-        let key_end = at + 1 + memchr(b'"', &b[at + 1..end])?;
-        let v = key_end + 2;
-        if b.get(key_end + 1) != Some(&b':') || v >= end {
-            return None;
-        }
-        let (value, next) = match b[v] {
-            b'"' => {
-                let e = v + 1 + memchr(b'"', &b[v + 1..end])?;
-                (Value::Str(&text[v + 1..e]), e + 1)
-            }
-            b'[' => {
-                let e = array_end(b, v, end)?;
-                (Value::Array(&text[v..=e]), e + 1)
-            }
-            b'{' => return None,
-            _ => {
-                let e = memchr(b',', &b[v..end]).map_or(end, |n| v + n);
-                (Value::Scalar(&text[v..e]), e)
-            }
-        };
-        each(&text[at + 1..key_end], value)?;
-        if next == end {
-            return Some(());
-        }
-        if b[next] != b',' || next + 1 >= end {
-            return None;
-        }
-        at = next + 1;
-    }
-}
 
-/// Where the array opened at `open` closes, for arrays of flat objects: strings are
-/// skipped whole; a nested array is not expected.
-fn array_end(b: &[u8], open: usize, end: usize) -> Option<usize> {
-    let mut i = open + 1;
-    while i < end {
-        match b[i] {
-            b'"' => i += 2 + memchr(b'"', &b[i + 1..end])?,
-            b']' => return Some(i),
-            b'[' => return None,
-            _ => i += 1,
-        }
+    /// Steps over `token` (`,"key":`), which must be next.
+    fn expect(&mut self, token: &[u8]) -> Option<()> {
+        self.rest().starts_with(token).then(|| self.at += token.len())
     }
-    None
-}
 
-/// Calls `each` with every object of the array `text` (brackets included), braces
-/// included. Objects must be flat.
-fn objects<'a>(text: &'a str, mut each: impl FnMut(&'a str) -> Option<()>) -> Option<()> {
-    let b = text.as_bytes();
-    let end = b.len() - 1;
-    if b.len() < 2 || b[0] != b'[' || b[end] != b']' {
-        return None;
+    /// Steps over `token` when it is next.
+    fn skip(&mut self, token: &[u8]) -> bool {
+        self.expect(token).is_some()
     }
-    let mut at = 1;
-    if at == end {
-        return Some(());
+
+    /// A string's contents.
+    fn string(&mut self) -> Option<&'a str> {
+        let rest = self.rest().strip_prefix(b"\"")?;
+        let len = rest.iter().position(|&b| b == b'"')?;
+        let start = self.at + 1;
+        self.at = start + len + 1;
+        Some(&self.line[start..start + len])
     }
-    loop {
-        if b[at] != b'{' {
-            return None;
-        }
-        let mut i = at + 1;
-        let close = loop {
-            match *b.get(i)? {
-                b'"' => i += 2 + memchr(b'"', &b[i + 1..end])?,
-                b'}' => break i,
-                b'{' | b'[' => return None,
-                _ => i += 1,
-            }
-        };
-        each(&text[at..=close])?;
-        match b.get(close + 1)? {
-            b']' if close + 1 == end => return Some(()),
-            b',' if close + 2 < end => at = close + 2,
-            _ => return None,
-        }
+
+    /// A number, `true`, `false` or `null`, as written: up to the next `,`, `}` or `]`.
+    fn scalar(&mut self) -> &'a str {
+        let len = self.rest().iter().position(|&b| matches!(b, b',' | b'}' | b']')).unwrap_or(self.rest().len());
+        let start = self.at;
+        self.at += len;
+        &self.line[start..start + len]
+    }
+
+    fn uint<T: std::str::FromStr>(&mut self) -> Option<T> {
+        uint(self.scalar())
     }
 }
 
@@ -161,157 +88,68 @@ fn float(s: &str) -> Option<f64> {
     }
 }
 
-fn text(v: Value<'_>) -> Option<&str> {
-    match v {
-        Value::Str(s) => Some(s),
-        _ => None,
-    }
-}
-
-fn string(v: Value<'_>) -> Option<String> {
-    text(v).map(str::to_string)
-}
-
-fn scalar(v: Value<'_>) -> Option<&str> {
-    match v {
-        Value::Scalar(s) => Some(s),
-        _ => None,
-    }
-}
-
-/// Marks field `bit` as seen; None when it was already (serde refuses a repeated field).
-fn once(seen: &mut u32, bit: u32) -> Option<()> {
-    if *seen & (1 << bit) != 0 {
-        return None;
-    }
-    *seen |= 1 << bit;
-    Some(())
-}
-
 /// A socket record (`scan/sockets.jsonl`), or None to leave the line to serde_json.
 pub(crate) fn socket(line: &str) -> Option<Socket> {
     if !plain(line) {
         return None;
     }
+    let mut c = Cursor { line, at: 0 };
     let mut s = Socket::default();
-    let mut seen = 0u32;
-    pairs(line, |key, v| {
-        match key {
-            "proto" => {
-                once(&mut seen, 0)?;
-                s.proto = string(v)?;
-            }
-            "local_addr" => {
-                once(&mut seen, 1)?;
-                s.local_addr = string(v)?;
-            }
-            "local_port" => {
-                once(&mut seen, 2)?;
-                s.local_port = uint(scalar(v)?)?;
-            }
-            "remote_addr" => {
-                once(&mut seen, 3)?;
-                s.remote_addr = string(v)?;
-            }
-            "remote_port" => {
-                once(&mut seen, 4)?;
-                s.remote_port = uint(scalar(v)?)?;
-            }
-            "state" => {
-                once(&mut seen, 5)?;
-                s.state = string(v)?;
-            }
-            "recv_q" => {
-                once(&mut seen, 6)?;
-                s.recv_q = uint(scalar(v)?)?;
-            }
-            "send_q" => {
-                once(&mut seen, 7)?;
-                s.send_q = uint(scalar(v)?)?;
-            }
-            "timer" => {
-                once(&mut seen, 8)?;
-                s.timer = string(v)?;
-            }
-            "timer_secs" => {
-                once(&mut seen, 9)?;
-                s.timer_secs = float(scalar(v)?)?;
-            }
-            "retransmits" => {
-                once(&mut seen, 10)?;
-                s.retransmits = uint(scalar(v)?)?;
-            }
-            "uid" => {
-                once(&mut seen, 11)?;
-                s.uid = match scalar(v)? {
-                    "null" => None,
-                    n => Some(uint(n)?),
-                };
-            }
-            "inode" => {
-                once(&mut seen, 12)?;
-                s.inode = uint(scalar(v)?)?;
-            }
-            "socket_type" => {
-                once(&mut seen, 13)?;
-                s.socket_type = string(v)?;
-            }
-            "path" => {
-                once(&mut seen, 14)?;
-                s.path = string(v)?;
-            }
-            "owners" => {
-                once(&mut seen, 15)?;
-                let Value::Array(list) = v else { return None };
-                objects(list, |o| {
-                    s.owners.push(owner(o)?);
-                    Some(())
-                })?;
-            }
-            _ => return unknown(v),
+    c.expect(b"{\"proto\":")?;
+    s.proto = c.string()?.to_string();
+    c.expect(b",\"local_addr\":")?;
+    s.local_addr = c.string()?.to_string();
+    c.expect(b",\"local_port\":")?;
+    s.local_port = c.uint()?;
+    c.expect(b",\"remote_addr\":")?;
+    s.remote_addr = c.string()?.to_string();
+    c.expect(b",\"remote_port\":")?;
+    s.remote_port = c.uint()?;
+    c.expect(b",\"state\":")?;
+    s.state = c.string()?.to_string();
+    c.expect(b",\"recv_q\":")?;
+    s.recv_q = c.uint()?;
+    c.expect(b",\"send_q\":")?;
+    s.send_q = c.uint()?;
+    c.expect(b",\"timer\":")?;
+    s.timer = c.string()?.to_string();
+    c.expect(b",\"timer_secs\":")?;
+    s.timer_secs = float(c.scalar())?;
+    c.expect(b",\"retransmits\":")?;
+    s.retransmits = c.uint()?;
+    if c.skip(b",\"uid\":") {
+        s.uid = match c.scalar() {
+            "null" => None,
+            n => Some(uint(n)?),
         };
-        Some(())
-    })?;
-    Some(s)
-}
-
-fn owner(text: &str) -> Option<SocketOwner> {
-    let mut o = SocketOwner::default();
-    let mut seen = 0u32;
-    pairs(text, |key, v| {
-        match key {
-            "pid" => {
-                once(&mut seen, 0)?;
-                o.pid = uint(scalar(v)?)?;
-            }
-            "program" => {
-                once(&mut seen, 1)?;
-                o.program = string(v)?;
-            }
-            "fd" => {
-                once(&mut seen, 2)?;
-                o.fd = uint(scalar(v)?)?;
-            }
-            _ => return unknown(v),
-        };
-        Some(())
-    })?;
-    Some(o)
-}
-
-/// A key the record does not have: serde skips its value, which must be valid JSON;
-/// only strings and plain scalars are vouched for here.
-fn unknown(v: Value<'_>) -> Option<()> {
-    match v {
-        Value::Str(_) => Some(()),
-        Value::Scalar(s) => match s.as_bytes() {
-            [b'0'] | [b'1'..=b'9'] => Some(()),
-            [b'1'..=b'9', rest @ ..] if rest.iter().all(u8::is_ascii_digit) => Some(()),
-            b"true" | b"false" | b"null" => Some(()),
-            _ => None,
-        },
-        Value::Array(_) => None,
     }
+    c.expect(b",\"inode\":")?;
+    s.inode = c.uint()?;
+    if c.skip(b",\"socket_type\":") {
+        s.socket_type = c.string()?.to_string();
+    }
+    if c.skip(b",\"path\":") {
+        s.path = c.string()?.to_string();
+    }
+    c.expect(b",\"owners\":[")?;
+    if !c.skip(b"]") {
+        loop {
+            c.expect(b"{\"pid\":")?;
+            let pid = c.uint()?;
+            c.expect(b",\"program\":")?;
+            let program = c.string()?.to_string();
+            c.expect(b",\"fd\":")?;
+            let fd = c.uint()?;
+            c.expect(b"}")?;
+            s.owners.push(SocketOwner { pid, program, fd });
+            if c.skip(b"]") {
+                break;
+            }
+            c.expect(b",")?;
+        }
+    }
+    c.expect(b"}")?;
+    c.rest().is_empty().then_some(s)
 }
 
 #[cfg(test)]

@@ -433,7 +433,7 @@ impl Window {
 
 /// The state letter of a `/proc/<pid>/stat` line: the first character after the last `)`.
 fn state_letter(raw: &[u8]) -> Option<char> {
-    let close = raw.iter().rposition(|&b| b == b')')?;
+    let close = memchr::memrchr(b')', raw)?;
     raw[close + 1..].iter().find(|b| !b.is_ascii_whitespace()).map(|&b| b as char)
 }
 
