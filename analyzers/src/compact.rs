@@ -28,19 +28,25 @@ fn plain(line: &str) -> bool {
     !blocks.remainder().iter().any(|&b| bad(b))
 }
 
-/// A [`plain`] line, read from left to right.
-struct Cursor<'a> {
+/// A line read from left to right. It must hold no backslash (so no string holds an
+/// escaped quote): then a string runs to the next quote.
+pub(crate) struct Cursor<'a> {
     line: &'a str,
     at: usize,
 }
 
 impl<'a> Cursor<'a> {
-    fn rest(&self) -> &'a [u8] {
+    pub(crate) fn new(line: &'a str) -> Cursor<'a> {
+        Cursor { line, at: 0 }
+    }
+
+    /// What is left to read.
+    pub(crate) fn rest(&self) -> &'a [u8] {
         &self.line.as_bytes()[self.at..]
     }
 
     /// Steps over `token` (`,"key":`), which must be next.
-    fn expect(&mut self, token: &[u8]) -> Option<()> {
+    pub(crate) fn expect(&mut self, token: &[u8]) -> Option<()> {
         self.rest().starts_with(token).then(|| self.at += token.len())
     }
 
@@ -50,7 +56,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A string's contents.
-    fn string(&mut self) -> Option<&'a str> {
+    pub(crate) fn string(&mut self) -> Option<&'a str> {
         let rest = self.rest().strip_prefix(b"\"")?;
         let len = rest.iter().position(|&b| b == b'"')?;
         let start = self.at + 1;
@@ -66,7 +72,8 @@ impl<'a> Cursor<'a> {
         &self.line[start..start + len]
     }
 
-    fn uint<T: std::str::FromStr>(&mut self) -> Option<T> {
+    /// An unsigned integer as JSON writes it: digits, no sign, no leading zero.
+    pub(crate) fn uint<T: std::str::FromStr>(&mut self) -> Option<T> {
         uint(self.scalar())
     }
 }
@@ -93,7 +100,7 @@ pub(crate) fn socket(line: &str) -> Option<Socket> {
     if !plain(line) {
         return None;
     }
-    let mut c = Cursor { line, at: 0 };
+    let mut c = Cursor::new(line);
     let mut s = Socket::default();
     c.expect(b"{\"proto\":")?;
     s.proto = c.string()?.to_string();

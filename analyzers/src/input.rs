@@ -480,49 +480,35 @@ impl<'a> OpenFileFields<'a> {
     /// was the largest single cost of analyzing a busy host's bundle). Any other
     /// layout returns None.
     fn in_order(line: &'a str) -> Option<OpenFileFields<'a>> {
-        let b = line.as_bytes();
-        if memchr::memchr(b'\\', b).is_some() || b.last() != Some(&b'}') {
+        if memchr::memchr(b'\\', line.as_bytes()).is_some() || !line.ends_with('}') {
             return None;
         }
-        let mut at = 0;
-        // `key` in place, then a number up to the next comma.
-        let number = |key: &[u8], at: &mut usize| -> Option<&'a str> {
-            let rest = b.get(*at..)?.strip_prefix(key)?;
-            let start = *at + key.len();
-            let len = rest.iter().position(|&c| c == b',')?;
-            *at = start + len;
-            Some(&line[start..start + len])
-        };
-        let pid = number(b"{\"pid\":", &mut at)?;
-        let string = |key: &[u8], at: &mut usize| -> Option<&'a str> {
-            let rest = b.get(*at..)?.strip_prefix(key)?;
-            let start = *at + key.len();
-            let len = memchr::memchr(b'"', rest)?;
-            *at = start + len + 1;
-            Some(&line[start..start + len])
-        };
-        let command = string(b",\"command\":\"", &mut at)?;
-        let uid = number(b",\"uid\":", &mut at)?;
-        string(b",\"user\":\"", &mut at)?;
-        let fd = string(b",\"fd\":\"", &mut at)?;
-        string(b",\"mode\":\"", &mut at)?;
-        let kind = string(b",\"type\":\"", &mut at)?;
+        let mut c = compact::Cursor::new(line);
+        c.expect(b"{\"pid\":")?;
+        let pid = c.uint()?;
+        c.expect(b",\"command\":")?;
+        let command = c.string()?;
+        c.expect(b",\"uid\":")?;
+        c.uint::<u64>()?;
+        c.expect(b",\"user\":")?;
+        c.string()?;
+        c.expect(b",\"fd\":")?;
+        let fd = c.string()?;
+        c.expect(b",\"mode\":")?;
+        c.string()?;
+        c.expect(b",\"type\":")?;
+        let kind = c.string()?;
         // With no backslash, every quote delimits a string, so `"deleted":` can only be
         // that key.
-        let key = DELETED_KEY.find(&b[at..])? + at + DELETED_KEY.needle().len();
-        let deleted = match &b[key..] {
+        let rest = c.rest();
+        let value = &rest[DELETED_KEY.find(rest)? + DELETED_KEY.needle().len()..];
+        let deleted = match value {
             [b't', b'r', b'u', b'e', b',' | b'}', ..] => true,
             [b'f', b'a', b'l', b's', b'e', b',' | b'}', ..] => false,
             _ => return None,
         };
-        // A number as JSON writes it: digits, no sign, no leading zero.
-        let digits =
-            |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()) && (s.len() == 1 || !s.starts_with('0'));
-        if !digits(uid) {
-            return None;
-        }
         Some(OpenFileFields {
-            pid: pid.parse().ok().filter(|_| digits(pid))?,
+            pid,
             command: Cow::Borrowed(command),
             fd: Cow::Borrowed(fd),
             kind: Cow::Borrowed(kind),
