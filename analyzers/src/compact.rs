@@ -10,7 +10,9 @@
 //! between tokens, a number in a form JSON refuses) gives `None`, and the caller hands
 //! the line to serde_json, which decides, with its own error message. So a line read
 //! here reads as serde_json reads it; the tests hold the two to that on every cut and
-//! thousands of mutations of such lines.
+//! thousands of mutations of such lines ([`cuts_and_mutations`]).
+//!
+//! [`Cursor`] also reads the open-file scan's lines in place (`input`).
 
 use snap_bundle::scan::{Socket, SocketOwner};
 
@@ -249,39 +251,54 @@ mod tests {
 
     #[test]
     fn every_cut_and_mutation_of_a_line_reads_as_serde_reads_it() {
-        let mut rng = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
-        const BYTES: &[u8] = b"{}[]\",:0123456789-+.eE ntrufalsx\\";
         for line in lines() {
-            for cut in 0..line.len() {
-                if let Some(l) = line.get(..cut) {
-                    agrees(l);
-                }
-            }
-            for _ in 0..2000 {
-                let mut b = line.clone().into_bytes();
-                for _ in 0..1 + next() % 3 {
-                    let at = (next() % b.len() as u64) as usize;
-                    match next() % 3 {
-                        0 => b[at] = BYTES[(next() % BYTES.len() as u64) as usize],
-                        1 => {
-                            b.remove(at);
-                            if b.is_empty() {
-                                break;
-                            }
-                        }
-                        _ => b.insert(at, BYTES[(next() % BYTES.len() as u64) as usize]),
+            cuts_and_mutations(&line, b"{}[]\",:0123456789-+.eE ntrufalsx\\", 0x2545_f491_4f6c_dd1d, 2000, 3, agrees);
+        }
+    }
+}
+
+/// Calls `check` with every cut of `line`, then with `rounds` copies of it, each changed
+/// in 1 to `edits` places (a byte replaced by one of `alphabet`, removed, or one
+/// inserted); `seed` makes the copies. Copies that are not UTF-8 are left out.
+#[cfg(test)]
+pub(crate) fn cuts_and_mutations(
+    line: &str,
+    alphabet: &[u8],
+    seed: u64,
+    rounds: usize,
+    edits: u64,
+    mut check: impl FnMut(&str),
+) {
+    let mut rng = seed;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for cut in 0..line.len() {
+        if let Some(l) = line.get(..cut) {
+            check(l);
+        }
+    }
+    for _ in 0..rounds {
+        let mut b = line.as_bytes().to_vec();
+        for _ in 0..1 + next() % edits {
+            let at = (next() % b.len() as u64) as usize;
+            let byte = alphabet[(next() % alphabet.len() as u64) as usize];
+            match next() % 3 {
+                0 => b[at] = byte,
+                1 => {
+                    b.remove(at);
+                    if b.is_empty() {
+                        break;
                     }
                 }
-                if let Ok(l) = String::from_utf8(b) {
-                    agrees(&l);
-                }
+                _ => b.insert(at, byte),
             }
+        }
+        if let Ok(l) = String::from_utf8(b) {
+            check(&l);
         }
     }
 }

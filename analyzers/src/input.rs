@@ -737,14 +737,6 @@ mod tests {
         }
         // Every cut and many mutations: what is read in place is what the JSON parser
         // reads, wherever the parser reads the line at all.
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
-        const BYTES: &[u8] = b"{}\",:0123456789-truefals\\ d";
         let fields =
             |f: OpenFileFields| (f.pid, f.command.to_string(), f.fd.to_string(), f.kind.to_string(), f.deleted);
         let check = |l: &str| {
@@ -753,25 +745,7 @@ mod tests {
             }
         };
         for line in &lines {
-            for cut in 0..line.len() {
-                if let Some(l) = line.get(..cut) {
-                    check(l);
-                }
-            }
-            for _ in 0..3000 {
-                let mut b = line.clone().into_bytes();
-                let at = (next() % b.len() as u64) as usize;
-                match next() % 3 {
-                    0 => b[at] = BYTES[(next() % BYTES.len() as u64) as usize],
-                    1 => {
-                        b.remove(at);
-                    }
-                    _ => b.insert(at, BYTES[(next() % BYTES.len() as u64) as usize]),
-                }
-                if let Ok(l) = String::from_utf8(b) {
-                    check(&l);
-                }
-            }
+            compact::cuts_and_mutations(line, b"{}\",:0123456789-truefals\\ d", 0x9e37_79b9_7f4a_7c15, 3000, 1, check);
         }
     }
 
