@@ -765,25 +765,9 @@ nfs:/export    nfs         100     50        50  50% /mnt/trailing   \t
     /// with awk. The jc `df.out` files are plain `df` output: every row is df-listed.
     #[test]
     fn corpus_df_files() {
-        let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/df"));
-        if !dir.exists() {
-            println!("corpus_df_files needs {}: absent here (CI has it)", dir.display());
-        }
-        assert!(dir.exists(), "{} is absent", dir.display());
-        let mut files: Vec<_> = ["jc", "insights-core"]
-            .iter()
-            .flat_map(|d| std::fs::read_dir(dir.join(d)).unwrap())
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
         let mut checked = 0;
-        for path in &files {
-            let name = format!(
-                "{}/{}",
-                path.parent().unwrap().file_name().unwrap().to_string_lossy(),
-                path.file_name().unwrap().to_string_lossy()
-            );
-            let text = std::fs::read_to_string(path).unwrap();
+        for (name, text) in &crate::sos::corpus::files("df") {
+            let text = text.as_str();
             let got = if name.contains("_li") { parse(None, Some(&text)) } else { parse(Some(&text), None) };
             let by = |t: &str| got.as_ref().unwrap().iter().find(|f| f.target == t).unwrap().clone();
             let sizes = |f: Filesystem| (f.size_bytes, f.used_bytes, f.avail_bytes, f.use_percent);

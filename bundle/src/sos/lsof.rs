@@ -523,11 +523,7 @@ tmux:\x20 12907        0  cwd    DIR  254,0     4096 10018819 /tmp/h1cap
     /// `: ...)`-ended names.
     #[test]
     fn corpus_files() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/lsof");
-        if !std::path::Path::new(dir).is_dir() {
-            println!("corpus missing: {dir} (CI has it; see ../shared/corpus/README)");
-        }
-        assert!(std::path::Path::new(dir).is_dir(), "{dir} is missing");
+        let files = crate::sos::corpus::files("lsof");
         // (file, files, thread lines, deleted, with an error); None: an error is expected.
         let expected: &[Expected] = &[
             ("jc/centos-7.7_lsof.out", Some((510, 128, 0, 404))),
@@ -539,33 +535,26 @@ tmux:\x20 12907        0  cwd    DIR  254,0     4096 10018819 /tmp/h1cap
             ("insights-core/lsof_good_v1.txt", Some((9, 10, 0, 0))),
             ("insights-core/lsof_good_v2.txt", Some((5, 0, 1, 0))),
         ];
-        let mut seen = 0;
-        for sub in ["jc", "insights-core"] {
-            for entry in std::fs::read_dir(format!("{dir}/{sub}")).unwrap() {
-                let path = entry.unwrap().path();
-                let text = crate::text::lossy(&std::fs::read(&path).unwrap()).into_owned();
-                let name = format!("{sub}/{}", path.file_name().unwrap().to_string_lossy());
-                let got = parse_listing(&text);
-                let Some((_, want)) = expected.iter().find(|(f, _)| *f == name) else {
-                    panic!("{name}: a corpus file without expectations: {got:?}");
-                };
-                seen += 1;
-                match (want, got) {
-                    (None, got) => assert!(got.is_err(), "{name}: {got:?}"),
-                    (Some(want), Ok(l)) => {
-                        let deleted = l.files.iter().filter(|f| f.deleted).count();
-                        let errors = l.files.iter().filter(|f| f.error.is_some()).count();
-                        assert_eq!((l.files.len(), l.task_lines, deleted, errors), *want, "{name}");
-                        assert!(l.unreadable.is_empty(), "{name}: {:?}", l.unreadable);
-                    }
-                    (Some(_), Err(e)) => panic!("{name}: {e}"),
+        for (name, text) in &files {
+            let got = parse_listing(text);
+            let Some((_, want)) = expected.iter().find(|(f, _)| f == name) else {
+                panic!("{name}: a corpus file without expectations: {got:?}");
+            };
+            match (want, got) {
+                (None, got) => assert!(got.is_err(), "{name}: {got:?}"),
+                (Some(want), Ok(l)) => {
+                    let deleted = l.files.iter().filter(|f| f.deleted).count();
+                    let errors = l.files.iter().filter(|f| f.error.is_some()).count();
+                    assert_eq!((l.files.len(), l.task_lines, deleted, errors), *want, "{name}");
+                    assert!(l.unreadable.is_empty(), "{name}: {:?}", l.unreadable);
                 }
+                (Some(_), Err(e)) => panic!("{name}: {e}"),
             }
         }
-        assert_eq!(seen, expected.len());
+        assert_eq!(files.len(), expected.len());
         // The one deleted file of insights-core's v2 fixture, a rotated log held open.
-        let text = std::fs::read_to_string(format!("{dir}/insights-core/lsof_good_v2.txt")).unwrap();
-        let log = parse(&text).unwrap().into_iter().find(|f| f.deleted).unwrap();
+        let text = &files.iter().find(|(name, _)| name == "insights-core/lsof_good_v2.txt").unwrap().1;
+        let log = parse(text).unwrap().into_iter().find(|f| f.deleted).unwrap();
         assert_eq!((log.pid, log.fd.as_str(), log.mode.as_str()), (772018, "5", "w"));
         assert_eq!((log.size, log.name.as_str()), (Some(151175680), "/var/log/messages-20210221"));
     }

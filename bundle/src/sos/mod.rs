@@ -484,6 +484,30 @@ fn filesystems(files: &dyn Files, t: &mut Translation) {
     t.made(names::FILESYSTEMS, from, parsed);
 }
 
+/// The listings of ../shared/corpus (see its README) that the parsers' tests read.
+#[cfg(test)]
+pub(crate) mod corpus {
+    /// The files of `../shared/corpus/<kind>/{jc,insights-core}` as (`sub/file`, text),
+    /// sorted by name. The corpus must be there (CI has it).
+    pub(crate) fn files(kind: &str) -> Vec<(String, String)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus").join(kind);
+        if !dir.is_dir() {
+            println!("corpus missing: {} (CI has it; see ../shared/corpus/README)", dir.display());
+        }
+        assert!(dir.is_dir(), "{} is missing", dir.display());
+        let mut out = Vec::new();
+        for sub in ["jc", "insights-core"] {
+            for entry in std::fs::read_dir(dir.join(sub)).unwrap() {
+                let path = entry.unwrap().path();
+                let name = format!("{sub}/{}", path.file_name().unwrap().to_string_lossy());
+                out.push((name, crate::text::lossy(&std::fs::read(&path).unwrap()).into_owned()));
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
 /// Damaged copies of real listings, for the parsers' no-panic tests.
 #[cfg(test)]
 pub(crate) mod damage {

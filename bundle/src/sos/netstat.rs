@@ -951,11 +951,7 @@ u_str  ESTAB      0      0       * 22658                 * 22657
     /// and program columns; the other files (netstat -i, -s, -agn) are not listings.
     #[test]
     fn corpus_files() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus/netstat");
-        if !std::path::Path::new(dir).is_dir() {
-            println!("corpus missing: {dir} (CI has it; see ../shared/corpus/README)");
-        }
-        assert!(std::path::Path::new(dir).is_dir(), "{dir} is missing");
+        let files = crate::sos::corpus::files("netstat");
         // (file, (sockets, other protocols, LISTEN, with an owner)); None: an error.
         let expected: &[Expected] = &[
             ("jc/centos-7.7_netstat-i.out", None),
@@ -993,36 +989,28 @@ u_str  ESTAB      0      0       * 22658                 * 22657
             ("insights-core/ss_tupna_docs.txt", Some((8, 0, 1, 6))),
             ("insights-core/test_netstat_agn.txt", None),
         ];
-        let mut seen = 0;
-        for sub in ["jc", "insights-core"] {
-            for entry in std::fs::read_dir(format!("{dir}/{sub}")).unwrap() {
-                let path = entry.unwrap().path();
-                let file = path.file_name().unwrap().to_string_lossy().into_owned();
-                let name = format!("{sub}/{file}");
-                let text = crate::text::lossy(&std::fs::read(&path).unwrap()).into_owned();
-                let is_ss = file.starts_with("ss_") || file.contains("_ss-");
-                let got = if is_ss { parse_ss_listing(&text) } else { parse_netstat_listing(&text) };
-                let Some((_, want)) = expected.iter().find(|(f, _)| *f == name) else {
-                    panic!("{name}: a corpus file without expectations: {got:?}");
-                };
-                seen += 1;
-                match (want, got) {
-                    (None, got) => assert!(got.is_err(), "{name}: {got:?}"),
-                    (Some(want), Ok(l)) => {
-                        let listen = l.sockets.iter().filter(|s| s.state == "LISTEN").count();
-                        let owned = l.sockets.iter().filter(|s| !s.owners.is_empty()).count();
-                        assert_eq!((l.sockets.len(), l.other_protocols, listen, owned), *want, "{name}");
-                        assert!(l.unreadable.is_empty(), "{name}: {:?}", l.unreadable);
-                    }
-                    (Some(_), Err(e)) => panic!("{name}: {e}"),
+        for (name, text) in &files {
+            let file = name.rsplit('/').next().unwrap_or_default();
+            let is_ss = file.starts_with("ss_") || file.contains("_ss-");
+            let got = if is_ss { parse_ss_listing(text) } else { parse_netstat_listing(text) };
+            let Some((_, want)) = expected.iter().find(|(f, _)| f == name) else {
+                panic!("{name}: a corpus file without expectations: {got:?}");
+            };
+            match (want, got) {
+                (None, got) => assert!(got.is_err(), "{name}: {got:?}"),
+                (Some(want), Ok(l)) => {
+                    let listen = l.sockets.iter().filter(|s| s.state == "LISTEN").count();
+                    let owned = l.sockets.iter().filter(|s| !s.owners.is_empty()).count();
+                    assert_eq!((l.sockets.len(), l.other_protocols, listen, owned), *want, "{name}");
+                    assert!(l.unreadable.is_empty(), "{name}: {:?}", l.unreadable);
                 }
+                (Some(_), Err(e)) => panic!("{name}: {e}"),
             }
         }
-        assert_eq!(seen, expected.len());
+        assert_eq!(files.len(), expected.len());
         // Two owners of one socket, from insights-core's docs fixture.
-        let text = std::fs::read_to_string(format!("{dir}/insights-core/ss_tupna_docs.txt")).unwrap();
-        let rpcbind =
-            parse_ss(&text).unwrap().into_iter().find(|s| s.local_port == 111 && s.state == "LISTEN").unwrap();
+        let text = &files.iter().find(|(name, _)| name == "insights-core/ss_tupna_docs.txt").unwrap().1;
+        let rpcbind = parse_ss(text).unwrap().into_iter().find(|s| s.local_port == 111 && s.state == "LISTEN").unwrap();
         assert_eq!(rpcbind.owners, vec![owner(1, "systemd", 41), owner(1139, "rpcbind", 5)]);
     }
 
