@@ -379,16 +379,7 @@ pub struct ProcessRow {
 }
 
 fn parse_sockets(bytes: &[u8]) -> Need<Vec<Socket>> {
-    let bad = |e: String| Skip::bad(names::SOCKETS, e);
-    let text = std::str::from_utf8(bytes).map_err(|e| bad(format!("not UTF-8: {e}")))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| match compact::socket(l) {
-            Some(s) => Ok(s),
-            None => serde_json::from_str(l).map_err(|e| bad(format!("line {}: {e}", i + 1))),
-        })
-        .collect()
+    scan::parse_jsonl_with(bytes, compact::socket).map_err(|e| Skip::bad(names::SOCKETS, e))
 }
 
 fn parse_descriptors(bytes: &[u8]) -> Need<Descriptors> {
