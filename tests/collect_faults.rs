@@ -379,6 +379,24 @@ fn processes_exiting_during_the_scan_are_recorded_missing() {
             }
         })
     };
+    // Children that exit at once and are reaped at once: a pid listed from /proc is
+    // almost surely gone when its files are read, whatever the speed of the scan.
+    // (The sleepers above stay readable as zombies until their batch is waited for,
+    // so alone they vanish mid-scan only by luck; CI once saw none.)
+    let quick: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, spawned) = (Arc::clone(&stop), Arc::clone(&spawned));
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(120) {
+                    if let Ok(mut c) = Command::new("true").stdout(Stdio::null()).spawn() {
+                        spawned.lock().unwrap().insert(c.id());
+                        let _ = c.wait();
+                    }
+                }
+            })
+        })
+        .collect();
     std::thread::sleep(Duration::from_millis(200));
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = snap();
@@ -386,6 +404,7 @@ fn processes_exiting_during_the_scan_are_recorded_missing() {
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| collect_ok(cmd)));
     stop.store(true, Ordering::Relaxed);
     churn.join().unwrap();
+    quick.into_iter().for_each(|t| t.join().unwrap());
     let (path, out) = result.unwrap_or_else(|e| std::panic::resume_unwind(e));
     assert_eq!(out.code, Some(0));
 
