@@ -26,7 +26,9 @@ pub struct Counters {
 
 impl Counters {
     /// Parses a `/proc/net/snmp` or `/proc/net/netstat` text. An error when it holds no
-    /// header-and-values pair at all.
+    /// header-and-values pair at all, or when a pair's counts of names and values differ
+    /// (a cut or edited line would otherwise pair names with the wrong values, or with a
+    /// number cut short).
     pub fn parse(text: &str) -> Result<Counters, String> {
         let mut groups: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -41,6 +43,10 @@ impl Counters {
             if g1 != g2 || !is_header {
                 i += 1;
                 continue;
+            }
+            let (n_names, n_values) = (names.split_whitespace().count(), values.split_whitespace().count());
+            if n_names != n_values {
+                return Err(format!("{}: {n_names} counter names but {n_values} values", g1.trim()));
             }
             let group = groups.entry(g1.trim().to_string()).or_default();
             for (name, value) in names.split_whitespace().zip(values.split_whitespace()) {
@@ -289,6 +295,22 @@ mod tests {
         assert_eq!(n.get("IpExt", "InOctets"), Some(18948583664));
         assert!(Counters::parse("garbage\n\x00\x01").is_err());
         assert!(Counters::parse("").is_err());
+    }
+
+    #[test]
+    fn a_values_line_cut_short_is_refused_naming_its_group() {
+        let full = snmp(339549, 338523, 7);
+        let cut: String = full
+            .lines()
+            .map(|l| if l.starts_with("Tcp: 1 ") { l.rsplit_once(' ').unwrap().0 } else { l })
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_ne!(cut, full.trim_end());
+        let err = Counters::parse(&cut).unwrap_err();
+        assert!(err.starts_with("Tcp: ") && err.contains("names but"), "{err}");
+        let extra = full.replace("Udp: 116 ", "Udp: 116 2 ");
+        assert_ne!(extra, full);
+        assert!(Counters::parse(&extra).unwrap_err().starts_with("Udp: "));
     }
 
     #[test]
