@@ -1,6 +1,8 @@
 //! Configuration an investigation reads: OS release, mounts, sysctl, limits, users
 //! (for uid names; /etc/shadow is never read), name resolution, and nginx's
-//! configuration when present.
+//! configuration when present. Also the login sessions (`/run/utmp`, which `uptime`,
+//! `top` and `who` count), always looked for, so that a box without one is recorded as
+//! such rather than left unknown.
 
 use crate::ctx::Ctx;
 use crate::{Collector, Halt};
@@ -21,6 +23,8 @@ const FILES: &[&str] = &[
     "/etc/security/limits.conf",
     "/etc/systemd/system.conf",
 ];
+/// Copied whether or not they exist: their absence is a fact a view reports.
+const ALWAYS: &[&str] = &["/run/utmp"];
 /// Directories whose files are copied, recursively for nginx.
 const DIRS: &[&str] = &["/etc/sysctl.d", "/etc/security/limits.d", "/etc/nginx"];
 const MAX_FILES_PER_DIR: usize = 1000;
@@ -32,6 +36,7 @@ impl Collector for Config {
 
     fn collect(&self, ctx: &mut Ctx) -> Result<(), Halt> {
         let mut files: Vec<String> = FILES.iter().filter(|f| ctx.host(f).exists()).map(|f| f.to_string()).collect();
+        files.extend(ALWAYS.iter().map(|f| f.to_string()));
         for dir in DIRS {
             let mut stack = vec![dir.to_string()];
             let mut found = Vec::new();
