@@ -360,8 +360,13 @@ fn retransmissions_under_20_percent_loss_are_rated_and_quiet_without_loss() {
     assert_eq!(f["severity"], expected, "{f:#}");
     assert_eq!(f["facts"]["tcpext"]["TCPTimeouts"], window_delta(&bundle, "netstat", "TcpExt", "TCPTimeouts"), "{f:#}");
 
+    // Without loss: a veth drops nothing, but a starved receiver on a loaded box can
+    // still earn a spurious timeout or a tail-loss probe (CI once saw 1), so the share
+    // is held far under the rule's 2 % rather than to zero.
     let (report, bundle, _dir) = collect_during_transfer("synq", 3, false);
-    assert!(window_delta(&bundle, "snmp", "Tcp", "OutSegs") >= 1000, "enough traffic to judge");
-    assert_eq!(window_delta(&bundle, "snmp", "Tcp", "RetransSegs"), 0);
+    let out = window_delta(&bundle, "snmp", "Tcp", "OutSegs");
+    let retrans = window_delta(&bundle, "snmp", "Tcp", "RetransSegs");
+    assert!(out >= 1000, "enough traffic to judge: {out} segments");
+    assert!(retrans * 200 < out, "a lossless link retransmitted {retrans} of {out} segments (0.5 % or more)");
     assert_eq!(report["rules"]["net.retransmits"], "passed", "{report:#}");
 }
