@@ -214,7 +214,10 @@ impl Run {
 fn collect_with_traffic(pair: &Pair, args: &[&str], plan: Vec<(u16, bool)>) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &pair.client, snap_bin(), "collect", "--window", "3", "--quiet"]).args(args);
+    // --no-nice: the exchange must fall within the window, which nice 19 on a busy box
+    // could cut short.
+    cmd.args(["netns", "exec", &pair.client, snap_bin(), "collect", "--window", "3", "--quiet", "--no-nice"])
+        .args(args);
     cmd.arg("-o").arg(dir.path());
     let mut snap = Snap::spawn(cmd);
     snap.wait_for_capture();

@@ -71,7 +71,9 @@ fn a_loopback_flood_is_counted_as_the_kernel_counts_it() {
     let filter = format!("udp port {port}");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_snap"));
     cmd.args(["collect", "--window", "3", "--iface", "lo", "--filter", &filter, "--max-packets", "1000000"]);
-    cmd.args(["--quiet", "-o"]).arg(dir.path());
+    // --no-nice: the flood must fall within the window, which nice 19 on a busy box
+    // could cut short.
+    cmd.args(["--quiet", "--no-nice", "-o"]).arg(dir.path());
     let mut snap = Snap::spawn(cmd);
     snap.wait_for_capture();
 

@@ -12,7 +12,6 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -184,28 +183,25 @@ impl Snap {
         Snap { child: Some(child), pipes: Some((out, err)) }
     }
 
-    /// Waits until snap's capture thread exists (`ip netns exec` execs snap, so the
-    /// child's pid is snap's), then a little more for its socket to be bound.
+    /// Waits until snap's packet socket is bound, so capturing (`ip netns exec` execs
+    /// snap, so the child's pid is snap's): a socket of snap's listed as running in its
+    /// namespace's /proc/net/packet. The ring socket is bound only once its filter and
+    /// ring are in place, so from then on every packet is seen.
     pub fn wait_for_capture(&mut self) {
         let child = self.child.as_mut().unwrap();
-        let tasks = PathBuf::from(format!("/proc/{}/task", child.id()));
+        let pid = child.id();
         let started = Instant::now();
         loop {
-            let capturing =
-                std::fs::read_dir(&tasks).into_iter().flatten().flatten().any(|t| {
-                    std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim_end() == "snap-capture")
-                });
-            if capturing {
-                break;
+            if bound_packet_socket(pid) {
+                return;
             }
             if child.try_wait().unwrap().is_some() {
                 let f = self.finish();
                 panic!("snap ended before its capture started ({:?}): {}", f.code, f.stderr);
             }
-            assert!(started.elapsed() < Duration::from_secs(30), "snap's capture thread never appeared");
+            assert!(started.elapsed() < Duration::from_secs(60), "snap's packet socket was never bound");
             std::thread::sleep(Duration::from_millis(5));
         }
-        std::thread::sleep(Duration::from_millis(200));
     }
 
     pub fn finish(&mut self) -> Finished {
@@ -234,4 +230,23 @@ impl Drop for Snap {
             let _ = c.wait();
         }
     }
+}
+
+/// Whether process `pid` holds a packet socket that is bound (`R` is 1 in its network
+/// namespace's /proc/net/packet: `sk RefCnt Type Proto Iface R Rmem User Inode`).
+fn bound_packet_socket(pid: u32) -> bool {
+    let Ok(table) = std::fs::read_to_string(format!("/proc/{pid}/net/packet")) else { return false };
+    let running: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 9 && f[5] == "1").then(|| format!("socket:[{}]", f[8]))
+        })
+        .collect();
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| running.iter().any(|r| t.as_os_str() == r.as_str())))
 }
