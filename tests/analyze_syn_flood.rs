@@ -41,12 +41,16 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 /// How long any one step may take before the test gives up.
 const STEP: Duration = Duration::from_secs(10);
+/// Traffic runs until the collection is over; this only bounds it if the test dies
+/// without saying stop.
+const TRAFFIC_CAP: Duration = Duration::from_secs(120);
 
 /// `snap collect` inside namespace `ns` with a 2-second window; the bundle's path.
+/// `--no-nice`: at nice 19 on a busy box the window could start after the traffic ends.
 fn collect_in(ns: &str, dir: &Path) -> PathBuf {
     let out = Command::new("ip")
         .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_snap")])
-        .args(["collect", "--window", "2", "--interval", "1", "--no-capture", "--quiet", "-o"])
+        .args(["collect", "--window", "2", "--interval", "1", "--no-capture", "--no-nice", "--quiet", "-o"])
         .arg(dir)
         .stdin(Stdio::null())
         .output()
@@ -128,11 +132,11 @@ fn syn(to: SocketAddrV4) -> OwnedFd {
 }
 
 /// Bursts of 50 connects every 100 ms from the client namespace until `stop` (at most
-/// 15 s, at most 600 sockets open at once); the number of connects made.
+/// [`TRAFFIC_CAP`], at most 600 sockets open at once); the number of connects made.
 fn flood(ns: &str, to: SocketAddrV4, stop: Arc<AtomicBool>) -> JoinHandle<usize> {
     in_netns(ns, move || {
         let (start, mut open, mut made) = (Instant::now(), std::collections::VecDeque::new(), 0);
-        while !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(15) {
+        while !stop.load(Ordering::Relaxed) && start.elapsed() < TRAFFIC_CAP {
             for _ in 0..50 {
                 open.push_back(syn(to));
                 made += 1;
@@ -266,7 +270,7 @@ fn drop_one_in_five(sock: &TcpStream) {
 }
 
 /// A bulk transfer from the client namespace to a sink in the server namespace (about
-/// 30 MB/s, at most 15 s, until `stop`), with `lossy` 20 % of the segments dropped on
+/// 30 MB/s, until `stop`, at most [`TRAFFIC_CAP`]), with `lossy` 20 % of the segments dropped on
 /// arrival; returns once the connection is up.
 fn transfer(pair: &Pair, port: u16, lossy: bool, stop: Arc<AtomicBool>) -> (JoinHandle<u64>, JoinHandle<u64>) {
     let ip = pair.server_ip();
@@ -299,7 +303,7 @@ fn transfer(pair: &Pair, port: u16, lossy: bool, stop: Arc<AtomicBool>) -> (Join
         let mut s = TcpStream::connect((ip, port)).unwrap();
         s.set_write_timeout(Some(STEP)).unwrap();
         let (chunk, start, mut sent) = (vec![b'x'; 1 << 16], Instant::now(), 0u64);
-        while !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(15) {
+        while !stop.load(Ordering::Relaxed) && start.elapsed() < TRAFFIC_CAP {
             match s.write(&chunk) {
                 Ok(n) => sent += n as u64,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}

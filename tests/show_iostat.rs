@@ -119,13 +119,11 @@ fn window_report_measures_a_write_made_during_the_window() {
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let (stop, file) = (stop.clone(), file.clone());
-        // 64 MiB of direct writes, again and again until the window is over (at most
-        // 15 rounds, the same file rewritten).
+        // 64 MiB of direct writes, again and again until the window is over (the same
+        // file rewritten; at most two minutes, should the test die without saying stop).
         std::thread::spawn(move || {
-            for _ in 0..15 {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
+            let started = std::time::Instant::now();
+            while !stop.load(Ordering::Relaxed) && started.elapsed() < std::time::Duration::from_secs(120) {
                 let st = Command::new("dd")
                     .args(["if=/dev/zero", &format!("of={file}"), "bs=1M", "count=64", "oflag=direct", "conv=notrunc"])
                     .stderr(std::process::Stdio::null())
