@@ -283,7 +283,9 @@ fn round_trip_holds_the_contract() {
     let boot_ns = c.realtime_ns.saturating_sub(c.boottime_ns);
     assert!((boot_ns / 1_000_000_000).abs_diff(btime) <= 2, "realtime - boottime is the boot time");
 
-    // The window: samples 0, 1 and 2, at least an interval apart.
+    // The window: samples 0, 1 and 2, spread over it. Each is due a whole interval after
+    // the start, so a sample taken late on a busy box shortens the next gap: the gaps are
+    // held to half an interval, the span (never early: sleeps do not wake early) to two.
     assert_eq!(m.samples.len(), 3, "{:?}", m.samples);
     for (i, s) in m.samples.iter().enumerate() {
         assert_eq!(s.index, i);
@@ -291,7 +293,7 @@ fn round_trip_holds_the_contract() {
         assert!(s.clocks.monotonic_ns >= c.monotonic_ns);
         if i > 0 {
             let gap = s.clocks.monotonic_ns - m.samples[i - 1].clocks.monotonic_ns;
-            assert!(gap >= 900_000_000, "sample {i} came {gap} ns after the previous one");
+            assert!(gap >= 500_000_000, "sample {i} came {gap} ns after the previous one");
         }
     }
     assert!(m.samples[2].clocks.monotonic_ns - m.samples[0].clocks.monotonic_ns >= 1_950_000_000);

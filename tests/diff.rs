@@ -70,8 +70,11 @@ impl Leaker {
             self.held.push(server);
             self.files.push(File::open("/proc/self/stat").unwrap());
         }
-        // Let the FINs arrive: every held socket in CLOSE_WAIT.
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        // Wait for the FINs: a peek sees end of file once a socket is in CLOSE_WAIT.
+        for s in &self.held {
+            s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+            assert_eq!(s.peek(&mut [0u8; 1]).expect("the client's FIN"), 0);
+        }
     }
 }
 

@@ -63,6 +63,13 @@ fn ticks(dir: &Path) -> BTreeMap<u32, (u64, u64)> {
 fn top_replays_what_top_prints_and_the_windows_figures() {
     let sleeper = spawn("sleep", &["300"]);
     let _busy = spawn("sh", &["-c", "while :; do :; done"]);
+    // Its line is compared whole with top's: wait until it sleeps, its memory settled.
+    let stat = format!("/proc/{}/stat", sleeper.0.id());
+    let started = std::time::Instant::now();
+    while !fs::read_to_string(&stat).unwrap().rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('S')) {
+        assert!(started.elapsed().as_secs() < 10, "sleep never went to sleep");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let dir = tempfile::tempdir().unwrap();
     let bundle = collect_window(dir.path(), "2");
     let theirs = real_top(&["-b", "-n1", "-w", "512"]);
