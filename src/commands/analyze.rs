@@ -150,23 +150,72 @@ fn host_line(report: &Report, path: &Path) -> String {
     }
 }
 
+/// What the findings are, in one line before them when there are several: counts by
+/// severity, then by rule in the order the rules first appear (the most severe first).
+fn overview(findings: &[Finding]) -> Option<String> {
+    if findings.len() < 2 {
+        return None;
+    }
+    let mut severities: Vec<(Severity, usize)> = Vec::new();
+    let mut rules: Vec<(&str, usize)> = Vec::new();
+    for f in findings {
+        match severities.iter_mut().find(|(s, _)| *s == f.severity) {
+            Some((_, n)) => *n += 1,
+            None => severities.push((f.severity, 1)),
+        }
+        match rules.iter_mut().find(|(r, _)| *r == f.rule) {
+            Some((_, n)) => *n += 1,
+            None => rules.push((&f.rule, 1)),
+        }
+    }
+    severities.sort_by_key(|(s, _)| std::cmp::Reverse(*s));
+    let severities: Vec<String> = severities.iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect();
+    let rules: Vec<String> = rules.iter().map(|(r, n)| format!("{r} {n}")).collect();
+    Some(format!("{} findings ({}): {}", findings.len(), severities.join(", "), rules.join(", ")))
+}
+
+/// Each finding's advice, or for a finding whose rule gave the very same advice to an
+/// earlier finding, a pointer to that one: a rule firing for many subjects would
+/// otherwise repeat its paragraph for each.
+fn advice_lines(findings: &[Finding]) -> Vec<Option<String>> {
+    let mut first: Vec<(&str, &str, &str)> = Vec::new();
+    findings
+        .iter()
+        .map(|f| {
+            if f.advice.is_empty() {
+                return None;
+            }
+            match first.iter().find(|(rule, advice, _)| *rule == f.rule && *advice == f.advice) {
+                Some((_, _, subject)) => Some(format!("as for {} {subject} above", f.rule)),
+                None => {
+                    first.push((&f.rule, &f.advice, &f.subject));
+                    Some(f.advice.clone())
+                }
+            }
+        })
+        .collect()
+}
+
 pub fn text(report: &Report, path: &Path, color: bool) -> String {
     let mut o = format!("snap analyze: {}\n", host_line(report, path));
     for l in sos_lines(report) {
         o.push_str(&format!("  {l}\n"));
     }
+    if let Some(l) = overview(&report.findings) {
+        o.push_str(&format!("{l}\n"));
+    }
     o.push('\n');
     if report.findings.is_empty() {
         o.push_str("No findings.\n");
     }
-    for f in &report.findings {
+    for (f, advice) in report.findings.iter().zip(advice_lines(&report.findings)) {
         o.push_str(&format!("{} {}  {}\n", label(f.severity, color), f.rule, f.subject));
         o.push_str(&format!("         {}\n", f.summary));
         for e in evidence_lines(f) {
             o.push_str(&format!("         evidence: {e}\n"));
         }
-        if !f.advice.is_empty() {
-            o.push_str(&format!("         advice: {}\n", f.advice));
+        if let Some(a) = advice {
+            o.push_str(&format!("         advice: {a}\n"));
         }
         o.push('\n');
     }
@@ -190,6 +239,9 @@ pub fn markdown(report: &Report, path: &Path) -> String {
     if report.findings.is_empty() {
         o.push_str("No findings.\n\n");
     } else {
+        if let Some(l) = overview(&report.findings) {
+            o.push_str(&format!("{l}\n\n"));
+        }
         o.push_str("| severity | rule | subject | summary |\n|---|---|---|---|\n");
         for f in &report.findings {
             o.push_str(&format!(
@@ -201,13 +253,13 @@ pub fn markdown(report: &Report, path: &Path) -> String {
             ));
         }
         o.push('\n');
-        for f in &report.findings {
+        for (f, advice) in report.findings.iter().zip(advice_lines(&report.findings)) {
             o.push_str(&format!("### {} `{}` {}\n\n{}\n\n", f.severity.as_str(), f.rule, f.subject, f.summary));
             for e in evidence_lines(f) {
                 o.push_str(&format!("- evidence: `{}`\n", e.replace('`', "'")));
             }
-            if !f.advice.is_empty() {
-                o.push_str(&format!("- advice: {}\n", f.advice));
+            if let Some(a) = advice {
+                o.push_str(&format!("- advice: {a}\n"));
             }
             o.push('\n');
         }
@@ -236,4 +288,65 @@ pub fn rules() -> u8 {
         );
     }
     exit::OK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(rule: &str, severity: Severity, subject: &str, advice: &str) -> Finding {
+        Finding::new(rule, severity, subject, format!("{rule} on {subject}")).advice(advice)
+    }
+
+    #[test]
+    fn overview_counts_severities_and_rules_in_order_of_appearance() {
+        let fs = [
+            finding("kernel.syn_flood", Severity::Critical, ":80", "a"),
+            finding("mem.oom_kill", Severity::Critical, "pid 1 (x)", "b"),
+            finding("kernel.syn_flood", Severity::Warning, ":81", "a"),
+            finding("load.high", Severity::Info, "host", ""),
+        ];
+        assert_eq!(
+            overview(&fs).unwrap(),
+            "4 findings (2 critical, 1 warning, 1 info): kernel.syn_flood 2, mem.oom_kill 1, load.high 1"
+        );
+        assert_eq!(overview(&fs[..1]), None, "one finding speaks for itself");
+    }
+
+    #[test]
+    fn the_same_advice_of_the_same_rule_is_printed_once() {
+        let fs = [
+            finding("kernel.syn_flood", Severity::Critical, ":80", "raise the backlog"),
+            finding("mem.oom_kill", Severity::Critical, "pid 1 (x)", "raise the backlog"),
+            finding("kernel.syn_flood", Severity::Warning, ":81", "raise the backlog"),
+            finding("kernel.syn_flood", Severity::Warning, ":82", "something else"),
+            finding("load.high", Severity::Warning, "host", ""),
+        ];
+        let a = advice_lines(&fs);
+        assert_eq!(
+            a,
+            [
+                Some("raise the backlog".to_string()),
+                Some("raise the backlog".to_string()),
+                Some("as for kernel.syn_flood :80 above".to_string()),
+                Some("something else".to_string()),
+                None,
+            ]
+        );
+        let report = Report {
+            snap_version: String::new(),
+            bundle: None,
+            findings: fs.to_vec(),
+            rules: Default::default(),
+            sos_report: None,
+        };
+        let text = text(&report, Path::new("b.tar.zst"), false);
+        assert_eq!(text.matches("raise the backlog").count(), 2, "{text}");
+        assert!(
+            text.contains("\n5 findings (2 critical, 3 warning): kernel.syn_flood 3, mem.oom_kill 1, load.high 1\n")
+        );
+        let md = markdown(&report, Path::new("b.tar.zst"));
+        assert_eq!(md.matches("raise the backlog").count(), 2, "{md}");
+        assert!(md.contains("- advice: as for kernel.syn_flood :80 above\n"), "{md}");
+    }
 }
