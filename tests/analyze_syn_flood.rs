@@ -239,6 +239,18 @@ fn syn_flood_on_a_tiny_backlog_is_logged_counted_and_attributed_to_its_port() {
     assert_eq!(f["facts"]["accept_queue"], 2, "backlog 1 holds 2 connections: {f:#}");
     assert_eq!(f["facts"]["owners"][0]["pid"], pid);
     drop(listener);
+
+    // The same kernel log seen from the client namespace, which does not hold the
+    // listener's address: the finding says its figures are not that listener's.
+    let server_side = findings(&report, "kernel.syn_flood");
+    let f = server_side.iter().find(|f| f["subject"] == subject.as_str()).unwrap();
+    assert!(f["facts"].get("other_namespace").is_none(), "the listener is in the collected namespace: {f:#}");
+    let client = analyze_json(&collect_in(&pair.client, dir.path()));
+    let found = findings(&client, "kernel.syn_flood");
+    let f = found.iter().find(|f| f["subject"] == subject.as_str()).unwrap_or_else(|| panic!("{client:#}"));
+    assert_eq!(f["facts"]["other_namespace"], true, "{f:#}");
+    let note = format!("{} is not an address of the collected network namespace", pair.server_ip());
+    assert!(f["summary"].as_str().unwrap().contains(&note), "{f:#}");
 }
 
 // ---- retransmissions ----

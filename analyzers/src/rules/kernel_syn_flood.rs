@@ -19,10 +19,12 @@
 //! counters belong to the collector's network namespace; the log is the host's.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
 use snap_bundle::names;
 
 use super::net_counters::{Span, NETSTAT};
+use super::tcp_common::local_ips;
 use crate::klog::{self, Groups};
 use crate::{Evidence, Finding, Input, Need, Rule, Severity, Skip};
 
@@ -97,7 +99,11 @@ impl Rule for SynFlood {
          window are a warning (the message may have been printed long ago, for the same \
          listener); since-boot counters alone never fire, nor do cookies sent with \
          tcp_syncookies=2 (always). SYN_RECV sockets of the port in the scan, \
-         tcp_syncookies, tcp_max_syn_backlog and somaxconn are shown when present."
+         tcp_syncookies, tcp_max_syn_backlog and somaxconn are shown when present. The \
+         kernel log is shared by all network namespaces, the counters and sockets are the \
+         collector's: when the listener's address in the message is none of the collected \
+         namespace's addresses (a container's listener), the finding says so \
+         (other_namespace) and its age alone decides whether it is history."
     }
 
     fn inputs(&self) -> &'static [&'static str] {
@@ -109,6 +115,7 @@ impl Rule for SynFlood {
             SYNCOOKIES,
             MAX_SYN_BACKLOG,
             SOMAXCONN,
+            "proc/net/fib_trie, proc/net/if_inet6 (optional: whether the listener is in the collected namespace)",
         ];
         I
     }
@@ -212,11 +219,22 @@ impl Rule for SynFlood {
         };
 
         let now = klog::capture_uptime(input);
+        let local = local_ips(input);
+        // Every address the messages name is a specific one this namespace does not have.
+        let elsewhere = |addrs: &BTreeSet<String>| {
+            local.as_ref().is_some_and(|l| {
+                !addrs.is_empty()
+                    && addrs
+                        .iter()
+                        .all(|a| a.parse::<IpAddr>().is_ok_and(|ip| !ip.is_unspecified() && !l.contains(&ip)))
+            })
+        };
         let mut findings = Vec::new();
         if !groups.is_empty() {
             for (subject, g) in groups.into_groups() {
                 let port: u16 = subject[1..].parse().unwrap_or(0);
                 let (addrs, actions) = detail.remove(&port).unwrap_or_default();
+                let other_namespace = elsewhere(&addrs);
                 let action = actions.iter().max_by_key(|(_, n)| **n).map(|(a, _)| a.to_lowercase());
                 let mut summary = format!(
                     "kernel logged possible SYN flooding on port {port} {} time{}{}",
@@ -226,6 +244,15 @@ impl Rule for SynFlood {
                 );
                 let mut f = g.finding(self.id(), Severity::Critical, &subject, String::new());
                 summary.push_str(&g.span());
+                if other_namespace {
+                    let list: Vec<&str> = addrs.iter().map(String::as_str).collect();
+                    summary.push_str(&format!(
+                        "; {} is not an address of the collected network namespace (a container's?), so \
+                         the figures that follow are not its listener's",
+                        list.join(", ")
+                    ));
+                    f = f.fact("other_namespace", true);
+                }
                 if let Some(n) = syn_recv.get(&port).filter(|_| have_scan) {
                     summary.push_str(&format!("; {n} SYN_RECV now"));
                 }
@@ -238,13 +265,15 @@ impl Rule for SynFlood {
                     .fact("addresses", addrs.into_iter().collect::<Vec<_>>())
                     .fact("actions", serde_json::to_value(&actions).unwrap_or_default());
                 // Half-open connections or SYN-queue overflows now: the flood is not history.
-                let ongoing = syn_recv.get(&port).is_some_and(|n| *n > 0 && have_scan)
-                    || span.as_ref().is_some_and(|s| {
-                        matches!(s, Span::Window(_))
-                            && ["SyncookiesSent", "TCPReqQFullDoCookies", "TCPReqQFullDrop"]
-                                .iter()
-                                .any(|n| s.value("TcpExt", n).unwrap_or(0) > 0)
-                    });
+                // Not judged from this namespace's figures for another namespace's listener.
+                let ongoing = !other_namespace
+                    && (syn_recv.get(&port).is_some_and(|n| *n > 0 && have_scan)
+                        || span.as_ref().is_some_and(|s| {
+                            matches!(s, Span::Window(_))
+                                && ["SyncookiesSent", "TCPReqQFullDoCookies", "TCPReqQFullDrop"]
+                                    .iter()
+                                    .any(|n| s.value("TcpExt", n).unwrap_or(0) > 0)
+                        }));
                 if !ongoing {
                     f = klog::aged(f, now, g.last_uptime_s);
                 }
@@ -381,6 +410,42 @@ mod tests {
         let ssh = f.iter().find(|f| f.subject == ":22").unwrap();
         assert_eq!(ssh.facts["syn_recv"], 0);
         assert_eq!(ssh.facts["count"], 1);
+    }
+
+    #[test]
+    fn a_listener_of_another_namespace_is_named_and_its_age_alone_counts() {
+        const TRIE: &str = "Main:\n  +-- 0.0.0.0/0 3 0 5\n     |-- 10.9.0.5\n        /32 host LOCAL\n";
+        // Message at 100 s, capture at 10,000 s; half-open sockets on the same port here.
+        let at = |trie: &str, message: &str| {
+            let b = bundle_with(&[
+                ("kernel/kmsg.txt", &kmsg(&[(100_000_000, message)])),
+                ("proc/uptime", "10000.00 19000.00\n"),
+                ("proc/net/fib_trie", trie),
+                ("scan/sockets.jsonl", &syn_recv(31938, 3)),
+            ]);
+            SynFlood.evaluate(&Input::new(&b)).unwrap().remove(0)
+        };
+        let other = at(TRIE, FLOOD);
+        assert_eq!(other.facts["other_namespace"], true);
+        assert!(
+            other.summary.contains(
+                " at 100.000000; 10.201.0.2 is not an address of the collected network namespace (a container's?), \
+                 so the figures that follow are not its listener's; 3 SYN_RECV now"
+            ),
+            "{}",
+            other.summary
+        );
+        assert_eq!(other.severity, Severity::Warning, "old, and this namespace's SYN_RECV are not its");
+
+        let here = at(&TRIE.replace("10.9.0.5", "10.201.0.2"), FLOOD);
+        assert!(!here.facts.contains_key("other_namespace"), "{:?}", here.facts);
+        assert_eq!(here.severity, Severity::Critical, "its half-open sockets are here: ongoing");
+        let wildcard = at(TRIE, &FLOOD.replace("10.201.0.2", "0.0.0.0"));
+        assert!(!wildcard.facts.contains_key("other_namespace"), "a wildcard listener may be anyone's");
+        let no_address = at(TRIE, "possible SYN flooding on port 31938. Sending cookies.");
+        assert!(!no_address.facts.contains_key("other_namespace"));
+        let unknown = bundle_with(&[("kernel/kmsg.txt", &kmsg(&[(100_000_000, FLOOD)]))]);
+        assert!(!SynFlood.evaluate(&Input::new(&unknown)).unwrap()[0].facts.contains_key("other_namespace"));
     }
 
     #[test]
