@@ -109,7 +109,10 @@ pub fn compare(b: &Facts, a: &Facts, skipped: &mut BTreeMap<String, String>) -> 
             }
             continue;
         }
-        let keys: BTreeSet<&String> = mb.iter().chain(ma.iter()).flat_map(|m| m.keys()).collect();
+        let mut keys: Vec<&String> =
+            mb.iter().chain(ma.iter()).flat_map(|m| m.keys()).collect::<BTreeSet<_>>().into_iter().collect();
+        // Numbers in names by value: load 1, 5, 15 min; ports :22, :443, :8080.
+        keys.sort_by(|x, y| natural_cmp(x, y));
         let get = |m: Option<&BTreeMap<String, f64>>, key: &String| match m {
             Some(m) => m.get(key).copied().or(counts.then_some(0.0)),
             None => None,
@@ -119,6 +122,32 @@ pub fn compare(b: &Facts, a: &Facts, skipped: &mut BTreeMap<String, String>) -> 
         }
     }
     out
+}
+
+/// Orders names as text, but runs of digits by their value (`5 min` before `15 min`).
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (a.first(), b.first()) {
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let digits = |s: &[u8]| s.iter().take_while(|c| c.is_ascii_digit()).count();
+                let (na, nb) = (digits(a), digits(b));
+                let (da, db) = (&a[..na], &b[..nb]);
+                // Without leading zeros, a longer run is a larger number.
+                let strip = |d: &[u8]| d.iter().position(|c| *c != b'0').map_or(0, |p| d.len() - p);
+                let order = strip(da).cmp(&strip(db)).then_with(|| {
+                    let (za, zb) = (&da[da.len() - strip(da)..], &db[db.len() - strip(db)..]);
+                    za.cmp(zb)
+                });
+                if order != std::cmp::Ordering::Equal {
+                    return order;
+                }
+                (a, b) = (&a[na..], &b[nb..]);
+            }
+            (Some(x), Some(y)) if x == y => (a, b) = (&a[1..], &b[1..]),
+            (x, y) => return x.cmp(&y),
+        }
+    }
 }
 
 fn load(i: &Input) -> Need<BTreeMap<String, f64>> {
@@ -429,6 +458,17 @@ mod tests {
         let e: Vec<(&str, &str)> = entries.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         let b = bundle_with(&e);
         Facts::read(&Input::new(&b))
+    }
+
+    #[test]
+    fn names_with_numbers_are_ordered_by_value() {
+        let mut v = vec!["15 min", "5 min", "1 min", ":8080", ":443", ":22", "sda10", "sda2", "sda", "a01", "a1x"];
+        v.sort_by(|x, y| natural_cmp(x, y));
+        assert_eq!(v, ["1 min", "5 min", "15 min", ":22", ":443", ":8080", "a01", "a1x", "sda", "sda2", "sda10"]);
+        let b = facts(&side(100, 1000, 3000, 50_000, 2048, 1_000_000, 10, 1));
+        let figs = compare(&b, &b, &mut BTreeMap::new());
+        let load: Vec<&str> = figs.iter().filter(|f| f.group == "load").map(|f| f.name.as_str()).collect();
+        assert_eq!(load, ["1 min", "5 min", "15 min", "runnable tasks", "tasks"]);
     }
 
     #[test]
