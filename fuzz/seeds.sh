@@ -2,7 +2,9 @@
 # Seeds the fuzz corpora (corpus/<target>/, not committed) with real data: a bundle of
 # this machine for `entry`, and ../shared/corpus's captures, listings and kernel logs
 # for `pcap` and `listings`. Run from fuzz/, as root for a complete bundle:
-#   bash seeds.sh && cargo +nightly fuzz run entry -- -max_total_time=600
+#   bash seeds.sh && cargo +nightly fuzz run -O entry -- -max_total_time=600 -detect_leaks=0
+# (-detect_leaks=0: the archive reader's decompression thread is a scoped thread whose
+# std bookkeeping LeakSanitizer reports when it checks before the thread's exit is done.)
 set -euo pipefail
 cd "$(dirname "$0")"
 shared=${SHARED_CORPUS:-../../shared/corpus}
