@@ -27,6 +27,18 @@ for i, name in enumerate(names):
     if os.path.isfile(path):
         data = open(path, "rb").read()[:1 << 20]
         open(os.path.join(out, f"{i:02d}-{name.replace('/', '_')}"), "wb").write(bytes([i]) + data)
+# Several entries in one input, separated by 0x1e (text entries only, cut to 4 KiB):
+# all of them, and the manifest with each entry, so that rules meet entries together.
+texts = []
+for i, name in enumerate(names):
+    path = os.path.join(root, name.replace("proc/1/", f"proc/{pid}/"))
+    if os.path.isfile(path):
+        data = open(path, "rb").read()[:4096]
+        if 0x1e not in data:
+            texts.append(bytes([i]) + data)
+open(os.path.join(out, "all"), "wb").write(b"\x1e".join(texts))
+for k, t in enumerate(texts[1:]):
+    open(os.path.join(out, f"with-manifest-{k:02d}"), "wb").write(texts[0] + b"\x1e" + t)
 PY
 
 # pcap: the shared corpus's captures.

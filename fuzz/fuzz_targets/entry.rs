@@ -2,7 +2,8 @@
 //! no rule may panic (a rule's panic is caught and reported as "the rule panicked", so
 //! it is turned back into a crash here), and opening the archive must not either.
 //!
-//! Input: one byte choosing the entry's name from [`NAMES`], then its content.
+//! Input: one byte choosing the entry's name from [`NAMES`], then its content; more
+//! entries may follow, each after a 0x1e byte (see [`entries`]).
 #![no_main]
 
 use std::path::Path;
@@ -84,10 +85,26 @@ fn ustar(entries: &[(&str, &[u8])]) -> Vec<u8> {
     out
 }
 
+/// The entries of an input: the first in the whole input; further ones where a record
+/// separator byte (0x1e) is followed by a name byte, so that rules reading several
+/// entries together (a process's stat and its samples, the manifest and the samples)
+/// meet contents that disagree.
+fn entries(data: &[u8]) -> Vec<(&'static str, &[u8])> {
+    let mut out: Vec<(&'static str, &[u8])> = Vec::new();
+    for part in data.split(|&b| b == 0x1e).take(8) {
+        let Some((&which, content)) = part.split_first() else { continue };
+        let name = NAMES[usize::from(which) % NAMES.len()];
+        if !out.iter().any(|(n, _)| *n == name) {
+            out.push((name, content));
+        }
+    }
+    out
+}
+
 fuzz_target!(|data: &[u8]| {
-    let Some((&which, content)) = data.split_first() else { return };
-    let name = NAMES[usize::from(which) % NAMES.len()];
-    let tar = ustar(&[(name, content)]);
+    let entries = entries(data);
+    let Some(&(name, _)) = entries.first() else { return };
+    let tar = ustar(&entries);
     let Ok(bundle) = Bundle::from_bytes(Path::new("fuzz.tar"), &tar) else { return };
     let report = snap_analyzers::analyze(&bundle);
     for (rule, status) in &report.rules {
