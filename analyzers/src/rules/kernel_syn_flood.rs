@@ -219,15 +219,13 @@ impl Rule for SynFlood {
         };
 
         let now = klog::capture_uptime(input);
-        let local = local_ips(input);
-        // Every address the messages name is a specific one this namespace does not have.
+        // Every address the messages name is a specific one this namespace does not have
+        // (its addresses read only when a message names one).
         let elsewhere = |addrs: &BTreeSet<String>| {
-            local.as_ref().is_some_and(|l| {
-                !addrs.is_empty()
-                    && addrs
-                        .iter()
-                        .all(|a| a.parse::<IpAddr>().is_ok_and(|ip| !ip.is_unspecified() && !l.contains(&ip)))
-            })
+            !addrs.is_empty()
+                && local_ips(input).as_ref().as_ref().is_some_and(|l| {
+                    addrs.iter().all(|a| a.parse::<IpAddr>().is_ok_and(|ip| !ip.is_unspecified() && !l.contains(&ip)))
+                })
         };
         let mut findings = Vec::new();
         if !groups.is_empty() {

@@ -20,7 +20,7 @@ pub const INPUTS: &[&str] =
 /// place.
 pub fn report(input: &Input) -> Need<Rc<Report>> {
     Need::clone(&input.shared("tcp::report", || {
-        let options = tcp::Options { local_ips: local_ips(input), ..tcp::Options::default() };
+        let options = tcp::Options { local_ips: (*local_ips(input)).clone(), ..tcp::Options::default() };
         let report = match input.stream(names::CAPTURE)? {
             EntryReader::Slice(bytes) => tcp::analyze(bytes, &options),
             EntryReader::File(file) => tcp::analyze_stream(file, &options),
@@ -32,7 +32,12 @@ pub fn report(input: &Input) -> Need<Rc<Report>> {
 
 /// This host's addresses: LOCAL routes of proc/net/fib_trie and proc/net/if_inet6.
 /// None when the bundle has neither (then every connection's server is taken as local).
-pub fn local_ips(input: &Input) -> Option<HashSet<IpAddr>> {
+/// Read once per analysis and shared by the rules that ask.
+pub fn local_ips(input: &Input) -> Rc<Option<HashSet<IpAddr>>> {
+    input.shared("tcp_common::local_ips", || read_local_ips(input))
+}
+
+fn read_local_ips(input: &Input) -> Option<HashSet<IpAddr>> {
     let mut out = HashSet::new();
     let mut found = false;
     if let Ok(trie) = input.text("proc/net/fib_trie") {
@@ -168,12 +173,12 @@ mod tests {
         let trie = "Main:\n  +-- 0.0.0.0/0 3 0 5\n     +-- 10.214.1.0/24 2 0 2\n        |-- 10.214.1.0\n           /24 link UNICAST\n        |-- 10.214.1.1\n           /32 host LOCAL\n     |-- 10.214.1.255\n        /32 link BROADCAST\n";
         let v6 = "00000000000000000000000000000001 01 80 10 80       lo\n";
         let b = super::super::testing::bundle_with(&[("proc/net/fib_trie", trie), ("proc/net/if_inet6", v6)]);
-        let ips = super::local_ips(&Input::new(&b)).unwrap();
+        let ips = (*super::local_ips(&Input::new(&b))).clone().unwrap();
         let want: std::collections::HashSet<std::net::IpAddr> =
             ["10.214.1.1".parse().unwrap(), "::1".parse().unwrap()].into_iter().collect();
         assert_eq!(ips, want);
         let none = super::super::testing::bundle_with(&[("proc/loadavg", "0 0 0 1/1 1\n")]);
-        assert_eq!(super::local_ips(&Input::new(&none)), None);
+        assert_eq!(*super::local_ips(&Input::new(&none)), None);
     }
 
     #[test]
