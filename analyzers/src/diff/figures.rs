@@ -126,23 +126,22 @@ pub fn compare(b: &Facts, a: &Facts, skipped: &mut BTreeMap<String, String>) -> 
 
 /// Orders names as text, but runs of digits by their value (`5 min` before `15 min`).
 fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    // A run of digits without its leading zeros: a longer one is a larger number.
+    fn number(s: &[u8]) -> (&[u8], usize) {
+        let len = s.iter().take_while(|c| c.is_ascii_digit()).count();
+        let zeros = s[..len].iter().take_while(|c| **c == b'0').count();
+        (&s[zeros..len], len)
+    }
     let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
     loop {
         match (a.first(), b.first()) {
             (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
-                let digits = |s: &[u8]| s.iter().take_while(|c| c.is_ascii_digit()).count();
-                let (na, nb) = (digits(a), digits(b));
-                let (da, db) = (&a[..na], &b[..nb]);
-                // Without leading zeros, a longer run is a larger number.
-                let strip = |d: &[u8]| d.iter().position(|c| *c != b'0').map_or(0, |p| d.len() - p);
-                let order = strip(da).cmp(&strip(db)).then_with(|| {
-                    let (za, zb) = (&da[da.len() - strip(da)..], &db[db.len() - strip(db)..]);
-                    za.cmp(zb)
-                });
-                if order != std::cmp::Ordering::Equal {
+                let ((na, la), (nb, lb)) = (number(a), number(b));
+                let order = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
+                if order.is_ne() {
                     return order;
                 }
-                (a, b) = (&a[na..], &b[nb..]);
+                (a, b) = (&a[la..], &b[lb..]);
             }
             (Some(x), Some(y)) if x == y => (a, b) = (&a[1..], &b[1..]),
             (x, y) => return x.cmp(&y),
