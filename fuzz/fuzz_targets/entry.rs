@@ -60,29 +60,17 @@ pub const NAMES: &[&str] = &[
     "sys/fs/cgroup/memory.max",
 ];
 
-/// A POSIX ustar archive of `entries` (name, data), as tar(1) would write it.
+/// A ustar archive of `entries` (name, data), written by the tar crate as the bundle
+/// writer does.
 fn ustar(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut out = Vec::new();
+    let mut tar = tar::Builder::new(Vec::new());
     for (name, data) in entries {
-        let mut h = [0u8; 512];
-        h[..name.len()].copy_from_slice(name.as_bytes());
-        h[100..107].copy_from_slice(b"0000644");
-        h[108..115].copy_from_slice(b"0000000");
-        h[116..123].copy_from_slice(b"0000000");
-        h[124..135].copy_from_slice(format!("{:011o}", data.len()).as_bytes());
-        h[136..147].copy_from_slice(b"00000000000");
-        h[156] = b'0';
-        h[257..263].copy_from_slice(b"ustar\0");
-        h[263..265].copy_from_slice(b"00");
-        h[148..156].copy_from_slice(b"        ");
-        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
-        h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
-        out.extend_from_slice(&h);
-        out.extend_from_slice(data);
-        out.resize(out.len().next_multiple_of(512), 0);
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        tar.append_data(&mut h, name, *data).expect("writing to memory");
     }
-    out.resize(out.len() + 1024, 0);
-    out
+    tar.into_inner().expect("writing to memory")
 }
 
 /// The entries of an input: the first in the whole input; further ones where a record
